@@ -1,0 +1,97 @@
+"""Domain exceptions. Library code raises these; only the CLI turns them into exit codes.
+
+Each class carries the exit code the CLI uses for it, so the mapping lives in one
+place and the README table can be checked against it by a test.
+"""
+
+from __future__ import annotations
+
+
+class LlasaError(Exception):
+    """Base of every error a user can cause or fix."""
+
+    exit_code = 1
+
+
+class InvalidOptionError(LlasaError, ValueError):
+    """An option value, or a combination of options, that cannot work."""
+
+    exit_code = 2
+
+
+# --- manuscript input -------------------------------------------------------
+
+
+class InputNotFoundError(LlasaError):
+    exit_code = 10
+
+
+class InputIsDirectoryError(LlasaError):
+    exit_code = 11
+
+
+class InputDecodeError(LlasaError):
+    exit_code = 12
+
+
+class InputBinaryError(LlasaError):
+    exit_code = 13
+
+
+class InputEmptyError(LlasaError):
+    exit_code = 14
+
+
+class LexiconError(LlasaError):
+    exit_code = 15
+
+
+# --- models and devices -----------------------------------------------------
+
+
+class ModelNotFoundError(LlasaError):
+    """A model path that does not exist, or an id that cannot be fetched (offline)."""
+
+    exit_code = 20
+
+
+class ModelLoadError(LlasaError):
+    """The files exist but are not a usable model of the expected kind."""
+
+    exit_code = 21
+
+
+class DeviceUnavailableError(LlasaError):
+    exit_code = 22
+
+
+class VoiceError(LlasaError):
+    """A voice clip or stored voice that cannot be used."""
+
+    exit_code = 23
+
+
+# --- output and jobs --------------------------------------------------------
+
+
+class OutputError(LlasaError):
+    """The output cannot be written: disk full, read-only folder, bad path."""
+
+    exit_code = 30
+
+
+class ExportError(LlasaError):
+    """Encoding the audio into the requested format failed (e.g. no ffmpeg)."""
+
+    exit_code = 31
+
+
+def all_error_classes() -> list[type[LlasaError]]:
+    """Every concrete domain error, for documentation and the exit-code table test."""
+    seen: list[type[LlasaError]] = []
+    stack: list[type[LlasaError]] = [LlasaError]
+    while stack:
+        cls = stack.pop()
+        seen.append(cls)
+        stack.extend(cls.__subclasses__())
+    return seen

@@ -1,0 +1,147 @@
+"""Frozen option dataclasses, one per concern, each validated in `__post_init__`.
+
+The CLI builds these from flags; the library only ever receives them. A bad value
+or combination raises `InvalidOptionError` (a `ValueError`) naming it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .constants import DEFAULT_MAX_SEGMENT_SECONDS, SAMPLE_RATE
+from .errors import InvalidOptionError
+
+SUPPORTED_LANGS = ("en", "zh")
+EXPORT_FORMATS = ("wav", "flac", "mp3", "opus")
+DEVICES = ("auto", "cuda", "mps", "cpu")
+DTYPES = ("auto", "bfloat16", "float16", "float32")
+
+
+def _require(condition: bool, message: str) -> None:
+    if not condition:
+        raise InvalidOptionError(message)
+
+
+@dataclass(frozen=True)
+class TextOptions:
+    """How a manuscript becomes chapters and segments."""
+
+    lang: str = "en"
+    normalize: bool = True
+    detect_chapters: bool = True
+    chapter_pattern: str | None = None
+    speak_titles: bool = True
+    # (written, spoken) pairs, applied whole-word and case-aware before normalisation.
+    lexicon: tuple[tuple[str, str], ...] = ()
+    max_segment_seconds: float = DEFAULT_MAX_SEGMENT_SECONDS
+
+    def __post_init__(self) -> None:
+        _require(self.lang in SUPPORTED_LANGS, f"--lang must be one of {SUPPORTED_LANGS}, not {self.lang!r}")
+        _require(
+            self.max_segment_seconds >= 1.0,
+            f"--max-segment-seconds must be at least 1, not {self.max_segment_seconds}",
+        )
+        _require(
+            not (self.chapter_pattern and not self.detect_chapters),
+            "--chapter-pattern and --no-chapters cannot be used together",
+        )
+        if self.chapter_pattern:
+            import re
+
+            try:
+                re.compile(self.chapter_pattern)
+            except re.error as exc:
+                raise InvalidOptionError(f"--chapter-pattern is not a valid regular expression: {exc}") from exc
+
+
+@dataclass(frozen=True)
+class SamplingOptions:
+    """Sampling of speech tokens. Defaults follow the Llasa model card's stable setting."""
+
+    temperature: float = 0.9
+    top_p: float = 0.95
+    top_k: int = 0  # 0 turns top-k filtering off
+    repetition_penalty: float = 1.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        _require(self.temperature >= 0.0, f"--temperature must be >= 0, not {self.temperature}")
+        _require(0.0 < self.top_p <= 1.0, f"--top-p must be in (0, 1], not {self.top_p}")
+        _require(self.top_k >= 0, f"--top-k must be >= 0, not {self.top_k}")
+        _require(self.repetition_penalty > 0.0, f"--repetition-penalty must be > 0, not {self.repetition_penalty}")
+        _require(0 <= self.seed < 2**63, f"--seed must be a non-negative 63-bit integer, not {self.seed}")
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature == 0.0
+
+
+@dataclass(frozen=True)
+class EngineOptions:
+    """Which models run where, and how large a batch goes through them."""
+
+    model: str = "HKUSTAudio/Llasa-1B"
+    codec: str = "HKUSTAudio/xcodec2-hf"
+    device: str = "auto"
+    dtype: str = "auto"
+    batch_size: int = 8
+    # Token cap per segment = estimated codes * headroom (+ a floor), clipped to the context.
+    length_headroom: float = 2.0
+
+    def __post_init__(self) -> None:
+        _require(self.device in DEVICES, f"--device must be one of {DEVICES}, not {self.device!r}")
+        _require(self.dtype in DTYPES, f"--dtype must be one of {DTYPES}, not {self.dtype!r}")
+        _require(self.batch_size >= 1, f"--batch-size must be >= 1, not {self.batch_size}")
+        _require(self.length_headroom >= 1.0, f"length headroom must be >= 1, not {self.length_headroom}")
+        _require(
+            not (self.device == "cpu" and self.dtype in ("bfloat16", "float16")),
+            f"--dtype {self.dtype} is not supported with --device cpu; use float32",
+        )
+
+
+@dataclass(frozen=True)
+class StitchOptions:
+    """How segment audio becomes one chapter file."""
+
+    sentence_pause: float = 0.35
+    paragraph_pause: float = 0.8
+    title_pause: float = 1.2
+    chapter_pause: float = 2.0  # silence at the end of every chapter file
+    lead_in: float = 0.5  # silence at the start of every chapter file
+    fade_ms: float = 10.0
+    trim_db: float = -45.0  # below this (dBFS, relative to full scale) counts as silence when trimming
+    loudness_lufs: float | None = -18.0  # None: no loudness normalisation
+    true_peak_dbtp: float = -1.0
+    format: str = "wav"
+    sample_rate: int = SAMPLE_RATE
+
+    def __post_init__(self) -> None:
+        pauses = {
+            "--sentence-pause": self.sentence_pause,
+            "--paragraph-pause": self.paragraph_pause,
+            "--title-pause": self.title_pause,
+            "--chapter-pause": self.chapter_pause,
+            "--lead-in": self.lead_in,
+        }
+        for name, value in pauses.items():
+            _require(0.0 <= value <= 60.0, f"{name} must be between 0 and 60 seconds, not {value}")
+        _require(0.0 <= self.fade_ms <= 500.0, f"fade must be between 0 and 500 ms, not {self.fade_ms}")
+        _require(self.format in EXPORT_FORMATS, f"--format must be one of {EXPORT_FORMATS}, not {self.format!r}")
+        _require(8_000 <= self.sample_rate <= 192_000, f"--sample-rate must be 8000-192000, not {self.sample_rate}")
+        if self.loudness_lufs is not None:
+            _require(-70.0 <= self.loudness_lufs <= -5.0, f"--loudness must be -70..-5 LUFS, not {self.loudness_lufs}")
+        _require(-20.0 <= self.true_peak_dbtp <= 0.0, f"true peak must be -20..0 dBTP, not {self.true_peak_dbtp}")
+        _require(
+            not (self.format == "opus" and self.sample_rate not in (8_000, 12_000, 16_000, 24_000, 48_000)),
+            f"--format opus needs --sample-rate 8000, 12000, 16000, 24000 or 48000, not {self.sample_rate}",
+        )
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """Everything `synth` needs, grouped by concern."""
+
+    text: TextOptions = field(default_factory=TextOptions)
+    sampling: SamplingOptions = field(default_factory=SamplingOptions)
+    engine: EngineOptions = field(default_factory=EngineOptions)
+    stitch: StitchOptions = field(default_factory=StitchOptions)
