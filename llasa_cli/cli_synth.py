@@ -1,0 +1,160 @@
+"""`llasa synth`: flags -> option dataclasses -> `llasa_cli.run.synthesize`."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from .cli_common import (
+    ChapterPatternOpt,
+    EncodingOpt,
+    LangOpt,
+    LexiconOpt,
+    MaxSegOpt,
+    NoChaptersOpt,
+    NoNormalizeOpt,
+    NoSpeakTitlesOpt,
+    build_text_options,
+    warn,
+)
+from .constants import DEFAULT_MAX_SEGMENT_SECONDS, SAMPLE_RATE
+from .errors import InvalidOptionError
+from .options import EngineOptions, SamplingOptions, StitchOptions
+from .run import RunRequest
+
+_DEFAULT_SAMPLING = SamplingOptions()
+_DEFAULT_ENGINE = EngineOptions()
+_DEFAULT_STITCH = StitchOptions()
+
+_MODELS = "Models and device"
+_SAMPLING = "Sampling"
+_AUDIO = "Audio output"
+
+
+def synth(
+    file: Annotated[str | None, typer.Argument(help="Manuscript (.txt or .md), or - for standard input.")] = None,
+    output: Annotated[
+        str | None, typer.Option("-o", "--output", help="Output folder, or - for one WAV stream on stdout.")
+    ] = None,
+    text: Annotated[str | None, typer.Option("--text", help="Speak this line instead of a file.")] = None,
+    voice: Annotated[
+        str | None, typer.Option("--voice", help="Narrator: a clip (wav, flac, mp3...) or a stored voice name.")
+    ] = None,
+    voice_text: Annotated[str | None, typer.Option("--voice-text", help="What the voice clip says.")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show the plan and stop.")] = False,
+    encoding: EncodingOpt = None,
+    lang: LangOpt = "en",
+    no_normalize: NoNormalizeOpt = False,
+    no_chapters: NoChaptersOpt = False,
+    chapter_pattern: ChapterPatternOpt = None,
+    no_speak_titles: NoSpeakTitlesOpt = False,
+    lexicon: LexiconOpt = None,
+    max_segment_seconds: MaxSegOpt = DEFAULT_MAX_SEGMENT_SECONDS,
+    model: Annotated[
+        str, typer.Option("--model", help="1b, 3b, 8b, a Hugging Face id or a local folder.", rich_help_panel=_MODELS)
+    ] = _DEFAULT_ENGINE.model,
+    codec: Annotated[
+        str, typer.Option("--codec", help="X-Codec2 Hugging Face id or local folder.", rich_help_panel=_MODELS)
+    ] = _DEFAULT_ENGINE.codec,
+    device: Annotated[str, typer.Option("--device", help="auto, cuda, mps or cpu.")] = _DEFAULT_ENGINE.device,
+    dtype: Annotated[str, typer.Option("--dtype", help="auto, bfloat16, float16 or float32.")] = _DEFAULT_ENGINE.dtype,
+    batch_size: Annotated[int, typer.Option("--batch-size", help="Segments per batch.")] = _DEFAULT_ENGINE.batch_size,
+    temperature: Annotated[float, typer.Option("--temperature")] = _DEFAULT_SAMPLING.temperature,
+    top_p: Annotated[float, typer.Option("--top-p")] = _DEFAULT_SAMPLING.top_p,
+    top_k: Annotated[int, typer.Option("--top-k", help="0 turns top-k off.")] = _DEFAULT_SAMPLING.top_k,
+    repetition_penalty: Annotated[
+        float, typer.Option("--repetition-penalty")
+    ] = _DEFAULT_SAMPLING.repetition_penalty,
+    seed: Annotated[int, typer.Option("--seed", help="Run seed; each segment derives its own.")] = 0,
+    fmt: Annotated[str, typer.Option("--format", help="wav, flac, mp3 or opus.")] = _DEFAULT_STITCH.format,
+    sample_rate: Annotated[int, typer.Option("--sample-rate", help="Output sample rate in Hz.")] = SAMPLE_RATE,
+    loudness: Annotated[
+        str, typer.Option("--loudness", help="Target integrated loudness in LUFS, or 'off'.")
+    ] = str(_DEFAULT_STITCH.loudness_lufs),
+    sentence_pause: Annotated[float, typer.Option("--sentence-pause")] = _DEFAULT_STITCH.sentence_pause,
+    paragraph_pause: Annotated[float, typer.Option("--paragraph-pause")] = _DEFAULT_STITCH.paragraph_pause,
+    title_pause: Annotated[float, typer.Option("--title-pause")] = _DEFAULT_STITCH.title_pause,
+    chapter_pause: Annotated[float, typer.Option("--chapter-pause")] = _DEFAULT_STITCH.chapter_pause,
+) -> None:
+    """Synthesise a manuscript into one audio file per chapter."""
+    text_options = build_text_options(
+        lang, no_normalize, no_chapters, chapter_pattern, no_speak_titles, lexicon, max_segment_seconds
+    )
+    request = RunRequest(
+        source=_source(file, text),
+        inline_text=text,
+        output=output or _default_output(file, text),
+        encoding=encoding,
+        voice=voice,
+        voice_text=voice_text,
+        dry_run=dry_run,
+        text=text_options,
+        sampling=SamplingOptions(
+            temperature=temperature, top_p=top_p, top_k=top_k, repetition_penalty=repetition_penalty, seed=seed
+        ),
+        engine=EngineOptions(model=model, codec=codec, device=device, dtype=dtype, batch_size=batch_size),
+        stitch=StitchOptions(
+            sentence_pause=sentence_pause,
+            paragraph_pause=paragraph_pause,
+            title_pause=title_pause,
+            chapter_pause=chapter_pause,
+            loudness_lufs=_parse_loudness(loudness),
+            format=fmt,
+            sample_rate=sample_rate,
+        ),
+    )
+    _execute(request, interactive=sys.stderr.isatty())
+
+
+def _execute(request: RunRequest, interactive: bool) -> None:
+    from .cli_progress import RunProgress
+    from .plan_view import print_plan
+    from .run import load_models, load_plan, open_sink, resolve_voice, run_events
+
+    plan = load_plan(request)
+    for message in plan.warnings:
+        warn(message)
+    if request.dry_run:
+        print_plan(plan)
+        return
+    models = load_models(request.engine, request.sampling)
+    if models.notice:
+        warn(models.notice)
+    voice = resolve_voice(request, models)
+    sink = open_sink(request)
+    progress = RunProgress(plan, interactive)
+    try:
+        for event in run_events(request, plan, models, voice, sink):
+            progress.update(event)
+    finally:
+        progress.finish()
+
+
+def _source(file: str | None, text: str | None) -> str:
+    if file and text:
+        raise InvalidOptionError("give either a FILE or --text, not both")
+    if not file and text is None:
+        raise InvalidOptionError("give a manuscript FILE (or - for standard input), or --text")
+    return file or "<text>"
+
+
+def _default_output(file: str | None, text: str | None) -> str:
+    if text is not None or file == "-":
+        return "llasa-out"
+    return f"{Path(file or 'llasa').stem}-audio"
+
+
+def _parse_loudness(value: str) -> float | None:
+    if value.strip().lower() in ("off", "none"):
+        return None
+    try:
+        return float(value)
+    except ValueError as exc:
+        raise InvalidOptionError(f"--loudness must be a number of LUFS or 'off', not {value!r}") from exc
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(synth)

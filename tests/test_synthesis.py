@@ -1,0 +1,183 @@
+"""The synthesis pipeline with fake models: batching, narrator, token caps, sinks."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from llasa_cli.constants import CODES_PER_SECOND, CONTEXT_TOKENS, SAMPLE_RATE, SAMPLES_PER_CODE
+from llasa_cli.options import EngineOptions, SamplingOptions, StitchOptions
+from llasa_cli.plan import Chapter, Pause, Plan, Segment
+from llasa_cli.protocols import VoicePrompt
+from llasa_cli.seeds import segment_seed
+from llasa_cli.sinks import FolderSink, StreamSink
+from llasa_cli.synthesis import (
+    ChapterWritten,
+    NarratorFixed,
+    SegmentDone,
+    Synthesizer,
+    choose_narrator_segment,
+    token_cap,
+)
+
+from .fakes import FakeCodec, FakeGenerator
+
+
+def make_plan(chapter_texts: list[list[str]]) -> Plan:
+    chapters, segments = [], []
+    for number, texts in enumerate(chapter_texts, start=1):
+        chapters.append(Chapter(number, f"Part {number}", f"{number:02d}-part-{number}", tuple(texts)))
+        for index, text in enumerate(texts):
+            last = index == len(texts) - 1
+            segments.append(
+                Segment(
+                    chapter=number,
+                    chapter_title=f"Part {number}",
+                    index=index,
+                    paragraph=index,
+                    text=text,
+                    est_seconds=len(text) / 15,
+                    pause_after=Pause.CHAPTER if last else Pause.PARAGRAPH,
+                )
+            )
+    return Plan(tuple(chapters), tuple(segments))
+
+
+BOOK = [
+    ["The keeper climbed the stairs at dusk.", "Wind.", "He lit the lamp and watched the sea for ships."],
+    ["Morning came grey and cold over the rocks.", "A boat was drifting near the reef, empty."],
+    ["She rowed out alone.", "Nobody on the shore believed what she found."],
+]
+
+
+class RecordingSink:
+    def __init__(self) -> None:
+        self.chapters: list[tuple[Chapter, list[tuple[np.ndarray, Segment]]]] = []
+        self.closed = False
+
+    def write(self, chapter, pieces):
+        self.chapters.append((chapter, list(pieces)))
+        return ChapterWritten(chapter, f"mem:{chapter.slug}", sum(len(a) for a, _ in pieces) / SAMPLE_RATE)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def run(plan, voice=None, batch_size=2, generator=None):
+    generator = generator or FakeGenerator()
+    codec = FakeCodec()
+    sink = RecordingSink()
+    synth = Synthesizer(generator, codec, SamplingOptions(seed=7), EngineOptions(batch_size=batch_size))
+    events = list(synth.run(plan, sink, voice))
+    return events, generator, codec, sink
+
+
+def test_every_segment_spoken_once_in_order_and_chapters_written():
+    plan = make_plan(BOOK)
+    events, generator, _, sink = run(plan)
+    done = [e.segment.segment_id for e in events if isinstance(e, SegmentDone)]
+    assert sorted(done) == sorted(s.segment_id for s in plan.segments)
+    assert len(done) == len(set(done))
+    assert [r.text for r in generator.requests].count(BOOK[0][0]) == 1
+    assert [c.number for c, _ in sink.chapters] == [1, 2, 3]
+    for chapter, pieces in sink.chapters:
+        assert [s.text for _, s in pieces] == list(chapter.paragraphs)
+    assert sink.closed
+    assert sum(isinstance(e, ChapterWritten) for e in events) == 3
+
+
+def test_without_voice_the_first_comfortable_segment_becomes_the_narrator():
+    plan = make_plan(BOOK)
+    events, generator, _, _ = run(plan)
+    narrator = next(e for e in events if isinstance(e, NarratorFixed))
+    assert narrator.segment.text == BOOK[0][0]
+    first, *rest = generator.requests
+    assert first.voice is None and first.text == BOOK[0][0]
+    assert rest and all(r.voice is narrator.voice for r in rest)
+    assert narrator.voice.text == BOOK[0][0]
+
+
+def test_given_voice_is_used_for_every_segment_and_no_narrator_is_fixed():
+    voice = VoicePrompt(codes=np.arange(100, dtype=np.int64), text="Hello there.")
+    events, generator, _, _ = run(make_plan(BOOK), voice=voice)
+    assert not any(isinstance(e, NarratorFixed) for e in events)
+    assert all(r.voice is voice for r in generator.requests)
+
+
+def test_batches_respect_size_and_group_similar_lengths():
+    events, generator, codec, _ = run(make_plan(BOOK), batch_size=2)
+    assert all(len(b) <= 2 for b in generator.batches)
+    chapter_one = generator.batches[1]  # the first batch after the narrator's
+    assert [r.text for r in chapter_one] == ["Wind.", "He lit the lamp and watched the sea for ships."]
+    assert codec.decode_calls == [len(b) for b in generator.batches]
+
+
+def test_seeds_depend_on_text_and_run_seed_only():
+    _, gen_a, _, _ = run(make_plan(BOOK), batch_size=1)
+    _, gen_b, _, _ = run(make_plan(BOOK), batch_size=8)
+    seeds_a = {r.text: r.seed for r in gen_a.requests}
+    seeds_b = {r.text: r.seed for r in gen_b.requests}
+    assert seeds_a == seeds_b
+    assert seeds_a[BOOK[1][0]] == segment_seed(7, BOOK[1][0])
+
+
+def test_narrator_that_runs_away_is_sampled_again():
+    generator = FakeGenerator()
+    generator.enqueue(BOOK[0][0], [1] * 30, hit_cap=True)
+    generator.enqueue(BOOK[0][0], [])
+    events, generator, _, _ = run(make_plan(BOOK), generator=generator)
+    narrator = next(e for e in events if isinstance(e, NarratorFixed))
+    assert len(narrator.voice.codes) > 0
+    narrator_requests = [r for r in generator.requests if r.voice is None]
+    assert len(narrator_requests) == 3
+    assert len({r.seed for r in narrator_requests}) == 3
+
+
+def test_token_cap_has_headroom_a_floor_and_stays_in_context():
+    assert token_cap(4.0, prompt_tokens=100, headroom=2.0) == 4 * CODES_PER_SECOND * 2
+    assert token_cap(0.05, prompt_tokens=100, headroom=2.0) == CODES_PER_SECOND
+    assert token_cap(30.0, prompt_tokens=1_900, headroom=2.0) == CONTEXT_TOKENS - 1_900
+    assert token_cap(3.0, prompt_tokens=CONTEXT_TOKENS + 5, headroom=2.0) == 0
+
+
+def test_choose_narrator_skips_titles_and_too_long_segments():
+    plan = make_plan([["x" * 400, "A sentence of a comfortable length here."]])
+    title = Segment(1, "T", 0, -1, "Chapter One", 0.7, Pause.TITLE, is_title=True)
+    chosen = choose_narrator_segment((title, *plan.segments))
+    assert chosen.text == "A sentence of a comfortable length here."
+
+
+def test_folder_sink_writes_numbered_files_with_segments_plus_pauses(tmp_path: Path):
+    stitch = StitchOptions(loudness_lufs=None, fade_ms=0.0, trim_db=-90.0)
+    plan = make_plan(BOOK)
+    voice = VoicePrompt(codes=np.arange(10, dtype=np.int64), text="Hi.")
+    synth = Synthesizer(FakeGenerator(), FakeCodec(), SamplingOptions(), EngineOptions())
+    events = list(synth.run(plan, FolderSink(tmp_path, stitch), voice))
+    files = sorted(p.name for p in tmp_path.iterdir())
+    assert files == ["01-part-1.wav", "02-part-2.wav", "03-part-3.wav"]
+    done = {e.segment.segment_id: e for e in events if isinstance(e, SegmentDone)}
+    for chapter in plan.chapters:
+        segments = plan.segments_of(chapter.number)
+        speech = sum(round(done[s.segment_id].audio_seconds * SAMPLE_RATE) for s in segments)
+        pauses = stitch.lead_in + stitch.paragraph_pause * (len(segments) - 1) + stitch.chapter_pause
+        data, rate = sf.read(tmp_path / f"{chapter.slug}.wav")
+        assert rate == SAMPLE_RATE
+        assert len(data) == speech + round(pauses * SAMPLE_RATE)
+        assert speech % SAMPLES_PER_CODE == 0
+
+
+def test_stream_sink_writes_one_valid_wav(tmp_path: Path):
+    buffer = io.BytesIO()
+    stitch = StitchOptions(loudness_lufs=None)
+    voice = VoicePrompt(codes=np.arange(10, dtype=np.int64), text="Hi.")
+    synth = Synthesizer(FakeGenerator(), FakeCodec(), SamplingOptions(), EngineOptions())
+    events = list(synth.run(make_plan(BOOK), StreamSink(buffer, stitch), voice))
+    buffer.seek(0)
+    data, rate = sf.read(buffer)
+    total = sum(e.audio_seconds for e in events if isinstance(e, ChapterWritten))
+    assert rate == SAMPLE_RATE
+    assert len(data) == pytest.approx(total * SAMPLE_RATE, abs=3)
