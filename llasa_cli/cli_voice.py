@@ -38,10 +38,14 @@ def add(
     """Encode a reference clip and store it as a named voice."""
     from .models import load_codec, pick_device
     from .voice_prompt import encode_clip
-    from .voices import VoiceStore
+    from .errors import VoiceError
+    from .voices import VoiceStore, validate_voice_name
 
     store = VoiceStore()
-    store.check_name(name, overwrite=force)
+    validate_voice_name(name)
+    # Checked before the slow encoding, so a typo costs nothing.
+    if name in store.names() and not force:
+        raise VoiceError(f"a voice named {name!r} exists; pass --force to replace it")
     EngineOptions(codec=codec, device=device)  # validates the combination like synth does
     device, notice = pick_device(device)
     if notice:

@@ -86,6 +86,18 @@ class ExportError(LlasaError):
     exit_code = 31
 
 
+class JobStoreError(LlasaError):
+    """The job database is corrupt, foreign, or from an incompatible newer version."""
+
+    exit_code = 32
+
+
+class JobBusyError(LlasaError):
+    """Another run holds this job; nothing was changed."""
+
+    exit_code = 33
+
+
 def all_error_classes() -> list[type[LlasaError]]:
     """Every concrete domain error, for documentation and the exit-code table test."""
     seen: list[type[LlasaError]] = []

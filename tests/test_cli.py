@@ -1,0 +1,117 @@
+"""The CLI edge: exit codes, one-line errors, JSON output, and no torch for split/--help."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from llasa_cli import errors
+from llasa_cli.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE = ROOT / "sample_texts" / "the_lighthouse.txt"
+
+
+def run_cli(args: list[str], stdin: bytes | None = None) -> subprocess.CompletedProcess[str]:
+    code = "import sys; from llasa_cli.cli import main; sys.exit(main(sys.argv[1:]))"
+    return subprocess.run(
+        [sys.executable, "-c", code, *args],
+        input=stdin.decode() if stdin is not None else None,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
+
+
+def readme_exit_codes() -> dict[int, str]:
+    text = (ROOT / "README.md").read_text()
+    table = text.split("<!-- exit-codes")[1].split("\n\n")[0]
+    return {int(m.group(1)): m.group(2) for m in re.finditer(r"^\| (\d+) \| (.+) \|$", table, re.M)}
+
+
+def test_every_error_exit_code_is_documented_and_distinct_per_input_error():
+    documented = readme_exit_codes()
+    for cls in errors.all_error_classes():
+        assert cls.exit_code in documented, f"{cls.__name__} exit code {cls.exit_code} missing from README"
+    input_errors = [
+        errors.InputNotFoundError,
+        errors.InputIsDirectoryError,
+        errors.InputDecodeError,
+        errors.InputBinaryError,
+        errors.InputEmptyError,
+    ]
+    assert len({cls.exit_code for cls in input_errors}) == len(input_errors)
+
+
+@pytest.mark.parametrize(
+    ("make_input", "code", "fragment"),
+    [
+        (lambda d: str(d / "missing.txt"), 10, "missing.txt"),
+        (lambda d: str(d), 11, "directory"),
+        (lambda d: _write(d / "latin.txt", "café au lait".encode("latin-1")), 12, "--encoding"),
+        (lambda d: _write(d / "bin.txt", b"abc\x00\x01\x02def"), 13, "bin.txt"),
+        (lambda d: _write(d / "blank.txt", b"  \n\t\n"), 14, "blank.txt"),
+    ],
+)
+def test_bad_input_gives_one_line_and_its_exit_code(tmp_path, make_input, code, fragment):
+    result = run_cli(["split", make_input(tmp_path)])
+    assert result.returncode == code, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("llasa: error:"), result.stderr
+    assert fragment in lines[0]
+    assert "Traceback" not in result.stderr
+
+
+def _write(path: Path, data: bytes) -> str:
+    path.write_bytes(data)
+    return str(path)
+
+
+def test_bad_option_value_is_a_usage_error(capsys):
+    assert main(["split", str(SAMPLE), "--lang", "fr"]) == errors.InvalidOptionError.exit_code
+    assert "--lang" in capsys.readouterr().err
+
+
+def test_split_json_from_stdin_has_documented_keys():
+    result = run_cli(["split", "-", "--json"], stdin=SAMPLE.read_bytes())
+    assert result.returncode == 0, result.stderr
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert rows
+    for row in rows:
+        assert isinstance(row["chapter"], int) and isinstance(row["segment"], int)
+        assert {"chapter_title", "text", "est_seconds", "pause_after"} <= row.keys()
+    assert len({row["chapter"] for row in rows}) == 3
+
+
+def test_split_shows_a_table_of_chapters():
+    result = run_cli(["split", str(SAMPLE)])
+    assert result.returncode == 0, result.stderr
+    assert "01-" in result.stdout and "03-" in result.stdout
+
+
+@pytest.mark.parametrize("args", [["--help"], ["split", str(SAMPLE)], ["split", str(SAMPLE), "--json"]])
+def test_help_and_split_never_import_torch(args):
+    code = (
+        "import sys; from llasa_cli.cli import main; rc = main(sys.argv[1:]);"
+        "bad = [m for m in ('torch', 'transformers') if m in sys.modules];"
+        "print('HEAVY', bad, file=sys.stderr); sys.exit(rc or (3 if bad else 0))"
+    )
+    result = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    assert "HEAVY []" in result.stderr
+
+
+def test_synth_needs_a_file_or_text(capsys):
+    assert main(["synth"]) == errors.InvalidOptionError.exit_code
+    assert "--text" in capsys.readouterr().err
+
+
+def test_synth_dry_run_prints_the_plan_without_models(capsys):
+    assert main(["synth", str(SAMPLE), "--dry-run", "--model", "/nonexistent"]) == 0
+    assert "03-" in capsys.readouterr().out
