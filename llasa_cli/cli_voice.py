@@ -36,9 +36,9 @@ def add(
     force: Annotated[bool, typer.Option("--force", help="Replace a stored voice of the same name.")] = False,
 ) -> None:
     """Encode a reference clip and store it as a named voice."""
+    from .errors import VoiceError
     from .models import load_codec, pick_device
     from .voice_prompt import encode_clip
-    from .errors import VoiceError
     from .voices import VoiceStore, validate_voice_name
 
     store = VoiceStore()

@@ -6,8 +6,9 @@ codec code indices (0..CODEBOOK_SIZE-1), audio is 1-D float32 at SAMPLE_RATE.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol, Sequence
+from typing import Protocol
 
 import numpy as np
 
