@@ -22,7 +22,7 @@ from .constants import CODES_PER_SECOND, CONTEXT_TOKENS, SAMPLE_RATE
 from .options import EngineOptions, SamplingOptions
 from .plan import Chapter, Plan, Segment
 from .protocols import GenerationRequest, GenerationResult, SpeechCodec, SpeechGenerator, VoicePrompt
-from .seeds import segment_seed
+from .sampling import segment_seed
 
 # Every segment may emit at least this many codes (about a second), whatever its estimate,
 # so a very short text ("I.") is never cut off by the cap.
@@ -55,7 +55,8 @@ class NarratorFixed:
 class SegmentDone:
     segment: Segment
     audio_seconds: float
-    new_tokens: int
+    codes: int
+    new_tokens: int  # tokens the language model produced, the end token included
     hit_cap: bool
 
     @property
@@ -171,6 +172,7 @@ def _done(segment: Segment, item: _Rendered) -> SegmentDone:
     return SegmentDone(
         segment=segment,
         audio_seconds=len(item.audio) / SAMPLE_RATE,
+        codes=len(item.result.codes),
         new_tokens=item.result.new_tokens,
         hit_cap=item.result.hit_cap,
     )

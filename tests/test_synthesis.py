@@ -13,7 +13,7 @@ from llasa_cli.constants import CODES_PER_SECOND, CONTEXT_TOKENS, SAMPLE_RATE, S
 from llasa_cli.options import EngineOptions, SamplingOptions, StitchOptions
 from llasa_cli.plan import Chapter, Pause, Plan, Segment
 from llasa_cli.protocols import VoicePrompt
-from llasa_cli.seeds import segment_seed
+from llasa_cli.sampling import segment_seed
 from llasa_cli.sinks import FolderSink, StreamSink
 from llasa_cli.synthesis import (
     ChapterWritten,

@@ -1,0 +1,50 @@
+"""Stopping cleanly: first Ctrl-C (or SIGTERM) or a spent time budget ends the run after
+the batch in flight is saved; a second Ctrl-C stops at once (finished work is already
+safe in the job store)."""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections.abc import Callable
+from types import FrameType
+
+SECONDS_PER_MINUTE = 60.0
+
+
+class StopController:
+    def __init__(
+        self,
+        max_minutes: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        notify: Callable[[str], None] | None = None,
+    ) -> None:
+        self.clock = clock
+        self.deadline = clock() + max_minutes * SECONDS_PER_MINUTE if max_minutes is not None else None
+        self.notify = notify
+        self.signalled: str | None = None
+        self._previous: dict[int, object] = {}
+
+    def stop_reason(self) -> str | None:
+        """Why the run should stop now, or None to carry on."""
+        if self.signalled:
+            return self.signalled
+        if self.deadline is not None and self.clock() >= self.deadline:
+            return "time budget (--max-minutes) spent"
+        return None
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if self.signalled:
+            raise KeyboardInterrupt
+        self.signalled = "interrupted" if signum == signal.SIGINT else f"stopped by {signal.Signals(signum).name}"
+        if self.notify:
+            self.notify("stopping after the batch in flight is saved; press Ctrl-C again to stop now")
+
+    def __enter__(self) -> StopController:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            self._previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)  # type: ignore[arg-type]

@@ -1,0 +1,125 @@
+"""End to end with tiny random models of the real architectures, loaded by the users' loaders."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from llasa_cli.cli import main
+from llasa_cli.constants import SAMPLE_RATE, SAMPLES_PER_CODE
+from llasa_cli.options import EngineOptions, SamplingOptions, StitchOptions, TextOptions
+from llasa_cli.protocols import VoicePrompt
+from llasa_cli.run import Models, RunRequest, load_plan, open_sink, run_events
+from llasa_cli.synthesis import ChapterWritten, SegmentDone
+
+MANUSCRIPT = """Chapter One: The Keeper
+
+The keeper climbed the stairs at dusk. He lit the lamp.
+
+Chapter Two: The Storm
+
+Rain came in sideways. The glass shook.
+
+Chapter Three: The Morning
+
+A boat lay on the rocks, empty.
+"""
+
+
+def write_book(tmp_path: Path) -> Path:
+    book = tmp_path / "book.txt"
+    book.write_text(MANUSCRIPT)
+    return book
+
+
+def test_cli_writes_one_file_per_chapter(tmp_path, tiny_models):
+    out = tmp_path / "out"
+    code = main(
+        [
+            "synth",
+            str(write_book(tmp_path)),
+            "-o",
+            str(out),
+            "--model",
+            str(tiny_models.llasa),
+            "--codec",
+            str(tiny_models.xcodec2),
+            "--device",
+            "cpu",
+            "--batch-size",
+            "4",
+        ]
+    )
+    assert code == 0
+    files = sorted(p.name for p in out.glob("*.wav"))
+    assert files == [
+        "01-chapter-one-the-keeper.wav",
+        "02-chapter-two-the-storm.wav",
+        "03-chapter-three-the-morning.wav",
+    ]
+    for name in files:
+        info = sf.info(out / name)
+        assert info.samplerate == SAMPLE_RATE and info.channels == 1 and info.frames > 0
+
+
+def test_chapter_length_is_generated_speech_plus_pauses_and_no_voice_leaks(
+    tmp_path, tiny_models, tiny_generator, tiny_codec
+):
+    # Trimming off and fades off, so every generated sample must appear in the file, and nothing else.
+    stitch = StitchOptions(trim_db=-400.0, fade_ms=0.0, loudness_lufs=None)
+    request = RunRequest(
+        source=str(write_book(tmp_path)),
+        output=str(tmp_path / "out"),
+        stitch=stitch,
+        text=TextOptions(),
+        sampling=SamplingOptions(seed=3),
+        engine=EngineOptions(batch_size=3),
+    )
+    voice_codes = np.arange(1_000, 1_000 + 150, dtype=np.int64)  # 3 s of prompt that must not leak
+    voice = VoicePrompt(codes=voice_codes, text="This is the narrator speaking.")
+    plan = load_plan(request)
+    models = Models(generator=tiny_generator, codec=tiny_codec, device="cpu", notice=None)
+    events = list(run_events(request, plan, models, voice, open_sink(request)))
+    done = {e.segment.segment_id: e for e in events if isinstance(e, SegmentDone)}
+    written = [e for e in events if isinstance(e, ChapterWritten)]
+    assert len(written) == 3
+    for event in written:
+        segments = plan.segments_of(event.chapter.number)
+        speech = sum(round(done[s.segment_id].audio_seconds * SAMPLE_RATE) for s in segments)
+        codes = sum(done[s.segment_id].codes for s in segments)
+        assert speech == codes * SAMPLES_PER_CODE  # the segments' own codes, no voice-prompt codes
+        pauses = [
+            stitch.title_pause
+            if s.is_title
+            else stitch.sentence_pause
+            if s.pause_after.value == "sentence"
+            else stitch.paragraph_pause
+            for s in segments[:-1]
+        ]
+        expected = speech + round((stitch.lead_in + sum(pauses) + stitch.chapter_pause) * SAMPLE_RATE)
+        frames = sf.info(event.destination).frames
+        assert abs(frames - expected) <= len(segments) + 2  # each pause rounds to whole samples on its own
+
+
+def test_stdout_stream_is_one_valid_wav(tmp_path, tiny_models, capfdbinary):
+    code = main(
+        [
+            "synth",
+            "--text",
+            "Hello there. This is a short line.",
+            "-o",
+            "-",
+            "--model",
+            str(tiny_models.llasa),
+            "--codec",
+            str(tiny_models.xcodec2),
+            "--device",
+            "cpu",
+        ]
+    )
+    assert code == 0
+    data, rate = sf.read(io.BytesIO(capfdbinary.readouterr().out))
+    assert rate == SAMPLE_RATE and len(data) > SAMPLE_RATE  # lead-in + speech + final pause

@@ -1,0 +1,222 @@
+"""The decode loop: per-row stops, batch-independent codes, context clipping; loading and devices."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from llasa_cli import models
+from llasa_cli.constants import CODEBOOK_SIZE, CONTEXT_TOKENS
+from llasa_cli.errors import DeviceUnavailableError, ModelLoadError, ModelNotFoundError
+from llasa_cli.lm import END_INDEX, LlasaGenerator
+from llasa_cli.models import CPU_FALLBACK_NOTICE, load_generator, pick_device, resolve_dtype, resolve_spec
+from llasa_cli.options import EngineOptions, SamplingOptions
+from llasa_cli.protocols import GenerationRequest, VoicePrompt
+
+VOICE = VoicePrompt(codes=np.arange(1000, 1040, dtype=np.int64), text="A short reference clip.")
+
+
+class ScriptedEnd:
+    """Wraps the speech head: row r emits the end token from step stops[r] on (None: never ends)."""
+
+    def __init__(self, head, stops: list[int | None]) -> None:
+        self.head, self.stops, self.step = head, stops, 0
+
+    def __call__(self, hidden: torch.Tensor) -> torch.Tensor:
+        logits = self.head(hidden)
+        for row, stop in enumerate(self.stops):
+            ends = stop is not None and self.step >= stop
+            logits[row, END_INDEX] = 1e9 if ends else float("-inf")
+        self.step += 1
+        return logits
+
+
+def scripted(generator: LlasaGenerator, stops: list[int | None], sampling: SamplingOptions) -> LlasaGenerator:
+    twin = LlasaGenerator(generator.model, generator.tokenizer, sampling)
+    twin._head = ScriptedEnd(twin._head, stops)
+    return twin
+
+
+def test_each_row_stops_at_its_own_end(tiny_generator) -> None:
+    greedy = SamplingOptions(temperature=0.0)
+    requests = [
+        GenerationRequest("One.", seed=1, max_new_tokens=50),
+        GenerationRequest("A longer line of text to speak.", seed=2, max_new_tokens=50, voice=VOICE),
+        GenerationRequest("Three.", seed=3, max_new_tokens=5),
+    ]
+    results = scripted(tiny_generator, [3, 7, None], greedy).generate(requests)
+    assert [r.new_tokens for r in results] == [3, 7, 5]
+    assert [r.hit_cap for r in results] == [False, False, True]
+    assert [len(r.codes) for r in results] == [3, 7, 5]
+    for result in results:
+        assert result.codes.dtype == np.int64
+        assert ((result.codes >= 0) & (result.codes < CODEBOOK_SIZE)).all()
+    # Stopping a row does not change what it said before stopping.
+    free = scripted(tiny_generator, [None], greedy).generate([requests[1]])[0]
+    assert np.array_equal(free.codes[:7], results[1].codes)
+
+
+def test_same_codes_alone_and_in_a_batch(tiny_generator) -> None:
+    requests = [
+        GenerationRequest("Hello there.", seed=5, max_new_tokens=24),
+        GenerationRequest("A much longer sentence, with more words in it.", seed=7, max_new_tokens=32, voice=VOICE),
+        GenerationRequest("Short.", seed=9, max_new_tokens=12),
+    ]
+    batch = tiny_generator.generate(requests)
+    for request, in_batch in zip(requests, batch, strict=True):
+        alone = tiny_generator.generate([request])[0]
+        assert np.array_equal(alone.codes, in_batch.codes)
+        assert (alone.hit_cap, alone.new_tokens) == (in_batch.hit_cap, in_batch.new_tokens)
+    reordered = tiny_generator.generate([requests[2], requests[0]])
+    assert np.array_equal(reordered[1].codes, batch[0].codes)
+
+
+def test_batch_independence_with_every_filter(tiny_generator) -> None:
+    sampling = SamplingOptions(temperature=0.8, top_p=0.9, top_k=200, repetition_penalty=1.3)
+    twin = LlasaGenerator(tiny_generator.model, tiny_generator.tokenizer, sampling)
+    requests = [
+        GenerationRequest("First line.", seed=1, max_new_tokens=16, voice=VOICE),
+        GenerationRequest("Second, longer line of text.", seed=2, max_new_tokens=20),
+    ]
+    batch = twin.generate(requests)
+    assert np.array_equal(twin.generate([requests[0]])[0].codes, batch[0].codes)
+    assert np.array_equal(twin.generate([requests[1]])[0].codes, batch[1].codes)
+
+
+def test_seed_decides_the_codes(tiny_generator) -> None:
+    first = tiny_generator.generate([GenerationRequest("Seeded.", seed=123, max_new_tokens=16)])[0]
+    again = tiny_generator.generate([GenerationRequest("Seeded.", seed=123, max_new_tokens=16)])[0]
+    other = tiny_generator.generate([GenerationRequest("Seeded.", seed=124, max_new_tokens=16)])[0]
+    assert np.array_equal(first.codes, again.codes)
+    assert not np.array_equal(first.codes, other.codes)
+
+
+def test_cap_is_clipped_to_the_context(tiny_generator) -> None:
+    text = "Fill the context."
+    base = tiny_generator.prompt_tokens(text, VoicePrompt(codes=np.zeros(0, dtype=np.int64), text="Ref."))
+    room = 20
+    long_voice = VoicePrompt(codes=np.full(CONTEXT_TOKENS - base - room, 42, dtype=np.int64), text="Ref.")
+    assert tiny_generator.prompt_tokens(text, long_voice) == CONTEXT_TOKENS - room
+    too_long = VoicePrompt(codes=np.full(CONTEXT_TOKENS, 42, dtype=np.int64), text="Ref.")
+    never_ends = scripted(tiny_generator, [None, None], SamplingOptions(temperature=0.0))
+    results = never_ends.generate(
+        [
+            GenerationRequest(text, seed=1, max_new_tokens=1000, voice=long_voice),
+            GenerationRequest(text, seed=1, max_new_tokens=1000, voice=too_long),
+        ]
+    )
+    assert (results[0].new_tokens, results[0].hit_cap) == (room, True)
+    assert (results[1].new_tokens, results[1].hit_cap, results[1].codes.size) == (0, True, 0)
+
+
+def test_prompt_tokens_and_empty_batch(tiny_generator) -> None:
+    assert tiny_generator.prompt_tokens("Hi.", None) == len(tiny_generator.prompt_ids("Hi.", None))
+    assert tiny_generator.prompt_tokens("Hi.", VOICE) > tiny_generator.prompt_tokens("Hi.", None) + len(VOICE.codes)
+    assert tiny_generator.generate([]) == []
+
+
+# -- loading ---------------------------------------------------------------------
+
+
+def test_short_names_and_specs() -> None:
+    assert resolve_spec("1b").location == "HKUSTAudio/Llasa-1B"
+    assert resolve_spec("8B").location == "HKUSTAudio/Llasa-8B"
+    source = resolve_spec("HKUSTAudio/Llasa-3B")
+    assert (source.location, source.is_local) == ("HKUSTAudio/Llasa-3B", False)
+
+
+def test_loading_finds_the_local_model(tiny_generator) -> None:
+    assert tiny_generator.device.type == "cpu"
+    assert tiny_generator.model.dtype == torch.float32
+    assert tiny_generator.notice is None
+
+
+@pytest.mark.parametrize("spec", ["/no/such/folder", "./no-such-folder", "~/no-such-folder-llasa", "a/b/c"])
+def test_missing_path_is_not_found(spec: str) -> None:
+    with pytest.raises(ModelNotFoundError, match="does not exist"):
+        load_generator(EngineOptions(model=spec, device="cpu"), SamplingOptions())
+
+
+def test_unfetchable_id_says_how_to_download() -> None:
+    with pytest.raises(ModelNotFoundError) as info:
+        load_generator(EngineOptions(model="llasa-cli-tests/no-such-model", device="cpu"), SamplingOptions())
+    message = str(info.value)
+    assert "\n" not in message
+    assert "hf download llasa-cli-tests/no-such-model" in message and "local path" in message
+
+
+def test_folder_that_is_not_a_model_is_a_load_error(tmp_path) -> None:
+    (tmp_path / "notes.txt").write_text("not a model")
+    with pytest.raises(ModelLoadError):
+        load_generator(EngineOptions(model=str(tmp_path), device="cpu"), SamplingOptions())
+    (tmp_path / "config.json").write_text("{ not json")
+    with pytest.raises(ModelLoadError):
+        load_generator(EngineOptions(model=str(tmp_path), device="cpu"), SamplingOptions())
+
+
+def test_codec_folder_is_not_a_llasa_model(tiny_models) -> None:
+    with pytest.raises(ModelLoadError):
+        load_generator(EngineOptions(model=str(tiny_models.xcodec2), device="cpu"), SamplingOptions())
+
+
+# -- devices -----------------------------------------------------------------------
+
+
+def _devices(monkeypatch, cuda: bool, mps: bool) -> None:
+    monkeypatch.setattr(models, "_cuda_available", lambda: cuda)
+    monkeypatch.setattr(models, "_mps_available", lambda: mps)
+
+
+def test_auto_prefers_cuda_then_mps_then_cpu(monkeypatch) -> None:
+    _devices(monkeypatch, cuda=True, mps=True)
+    assert pick_device("auto") == ("cuda", None)
+    _devices(monkeypatch, cuda=False, mps=True)
+    assert pick_device("auto") == ("mps", None)
+    _devices(monkeypatch, cuda=False, mps=False)
+    assert pick_device("auto") == ("cpu", CPU_FALLBACK_NOTICE)
+    assert pick_device("cpu") == ("cpu", None)
+
+
+def test_asking_for_a_missing_gpu_is_an_error(monkeypatch) -> None:
+    _devices(monkeypatch, cuda=False, mps=False)
+    with pytest.raises(DeviceUnavailableError, match="cuda"):
+        pick_device("cuda")
+    with pytest.raises(DeviceUnavailableError, match="mps"):
+        pick_device("mps")
+    with pytest.raises(DeviceUnavailableError):
+        load_generator(EngineOptions(model="1b", device="cuda"), SamplingOptions())
+
+
+def test_cpu_fallback_notice_reaches_the_generator(monkeypatch, tiny_generator) -> None:
+    _devices(monkeypatch, cuda=False, mps=False)
+    loaded: list[tuple[str, torch.dtype]] = []
+
+    def fake_load_lm(spec: str, device: str, dtype: torch.dtype):
+        loaded.append((device, dtype))
+        return tiny_generator.model, tiny_generator.tokenizer
+
+    monkeypatch.setattr(models, "load_lm", fake_load_lm)
+    generator = load_generator(EngineOptions(model="1b", device="auto"), SamplingOptions())
+    assert generator.notice == CPU_FALLBACK_NOTICE
+    assert loaded == [("cpu", torch.float32)]
+
+
+def test_dtype_auto_is_bf16_on_cuda_only() -> None:
+    assert resolve_dtype("auto", "cuda") == torch.bfloat16
+    assert resolve_dtype("auto", "cpu") == torch.float32
+    assert resolve_dtype("auto", "mps") == torch.float32
+    assert resolve_dtype("float16", "cuda") == torch.float16
+
+
+def test_model_too_small_for_the_tokenizer_is_a_load_error(tiny_generator) -> None:
+    class Truncated(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.head = torch.nn.Linear(4, 10, bias=False)
+
+        def get_output_embeddings(self) -> torch.nn.Module:
+            return self.head
+
+    with pytest.raises(ModelLoadError, match="do not belong together"):
+        LlasaGenerator(Truncated(), tiny_generator.tokenizer, SamplingOptions(), vocab=tiny_generator.vocab)
