@@ -36,7 +36,7 @@ def print_plan(plan: Plan) -> None:
 
     table = Table(title="Synthesis plan", show_footer=True)
     table.add_column("#", justify="right", footer="")
-    table.add_column("file", footer="total")
+    table.add_column("file", footer="total", no_wrap=True)
     table.add_column("title")
     table.add_column("segments", justify="right", footer=str(len(plan.segments)))
     table.add_column("est. audio", justify="right", footer=format_duration(plan.est_seconds))

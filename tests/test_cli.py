@@ -86,13 +86,13 @@ def test_split_json_from_stdin_has_documented_keys():
     for row in rows:
         assert isinstance(row["chapter"], int) and isinstance(row["segment"], int)
         assert {"chapter_title", "text", "est_seconds", "pause_after"} <= row.keys()
-    assert len({row["chapter"] for row in rows}) == 3
+    assert len({row["chapter"] for row in rows}) == 4  # the book title before chapter one is its own chapter
 
 
 def test_split_shows_a_table_of_chapters():
     result = run_cli(["split", str(SAMPLE)])
     assert result.returncode == 0, result.stderr
-    assert "01-" in result.stdout and "03-" in result.stdout
+    assert "01-" in result.stdout and "04-" in result.stdout
 
 
 @pytest.mark.parametrize("args", [["--help"], ["split", str(SAMPLE)], ["split", str(SAMPLE), "--json"]])
@@ -114,4 +114,4 @@ def test_synth_needs_a_file_or_text(capsys):
 
 def test_synth_dry_run_prints_the_plan_without_models(capsys):
     assert main(["synth", str(SAMPLE), "--dry-run", "--model", "/nonexistent"]) == 0
-    assert "03-" in capsys.readouterr().out
+    assert "04-" in capsys.readouterr().out
