@@ -28,48 +28,15 @@ from typing import Any, TypeVar
 import numpy as np
 
 from .constants import CODEBOOK_SIZE, CODES_PER_SECOND
-from .errors import JobBusyError, JobStoreError, LlasaError, OutputError
+from .errors import OutputError
+from .jobstore_schema import DB_NAME, DEFAULT_BUSY_TIMEOUT_S, check_header, connect, map_sqlite_error
 from .plan import Segment
 from .protocols import VoicePrompt
 
-DB_NAME = "job.sqlite3"
-APPLICATION_ID = 0x4C4C5341  # "LLSA" in the SQLite header
-MAGIC = "llasa-cli job store"
-DEFAULT_BUSY_TIMEOUT_S = 30.0
-SQLITE_HEADER = b"SQLite format 3\x00"
 CODE_DTYPE = np.dtype("<u2")
 KEY_VERSION = "llasa-segment-key/1"
 ENSURE_ROW = "INSERT OR IGNORE INTO segments (key, updated) VALUES (?, ?)"
 SQL_CHUNK = 500  # stays under SQLite's smallest host-parameter limit (999)
-
-# MIGRATIONS[i] takes a store from schema version i to i + 1, inside one transaction.
-MIGRATIONS: list[tuple[str, ...]] = [
-    (
-        "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
-        """CREATE TABLE job (
-            id INTEGER PRIMARY KEY CHECK (id = 1), fingerprint TEXT NOT NULL,
-            options TEXT NOT NULL, model TEXT NOT NULL, codec TEXT NOT NULL,
-            created REAL NOT NULL, updated REAL NOT NULL)""",
-        """CREATE TABLE voice (
-            id INTEGER PRIMARY KEY CHECK (id = 1), codes BLOB NOT NULL, text TEXT NOT NULL,
-            updated REAL NOT NULL)""",
-        """CREATE TABLE segments (
-            key TEXT PRIMARY KEY, status TEXT NOT NULL DEFAULT 'pending'
-                CHECK (status IN ('pending', 'done', 'failed')),
-            codes BLOB, n_codes INTEGER, attempts INTEGER NOT NULL DEFAULT 0, last_error TEXT,
-            scores TEXT, timings TEXT, hit_cap INTEGER, worker TEXT, lease_until REAL,
-            done_by TEXT, updated REAL)""",
-        """CREATE TABLE positions (
-            chapter INTEGER NOT NULL, idx INTEGER NOT NULL, key TEXT NOT NULL,
-            text TEXT NOT NULL, est_seconds REAL NOT NULL, PRIMARY KEY (chapter, idx))""",
-        "CREATE INDEX positions_key ON positions (key)",
-        """CREATE TABLE chapters (
-            chapter INTEGER PRIMARY KEY, digest TEXT NOT NULL, path TEXT NOT NULL,
-            updated REAL NOT NULL)""",
-    ),
-]
-SCHEMA_VERSION = len(MIGRATIONS)
-
 
 # --- pure helpers -----------------------------------------------------------
 
@@ -214,29 +181,6 @@ class JobStatus:
 TOTAL_FIELDS = ("total", "done", "failed", "pending", "done_seconds", "pending_est_seconds")
 
 
-# --- error mapping ----------------------------------------------------------
-
-
-def map_sqlite_error(exc: sqlite3.Error, path: Path, busy_timeout_s: float) -> LlasaError:
-    """One-line domain error for a SQLite failure on the job database at `path`."""
-    text = str(exc).lower()
-    if "full" in text:
-        return OutputError(f"cannot write job database {path}: disk is full")
-    if "readonly" in text or "read-only" in text:
-        return OutputError(f"cannot write job database {path}: the file or its folder is read-only")
-    if "unable to open" in text:
-        return OutputError(f"cannot open job database {path}: its folder is missing or read-only")
-    if "disk i/o" in text:
-        return OutputError(f"cannot write job database {path}: disk I/O error")
-    if "locked" in text or "busy" in text:
-        return JobBusyError(
-            f"job database {path} is locked by another llasa run (waited {busy_timeout_s:g} s); try again later"
-        )
-    if "not a database" in text or "malformed" in text or "encrypted" in text:
-        return JobStoreError(f"{path} is not a usable llasa-cli job database (corrupt or not SQLite)")
-    return JobStoreError(f"job database {path}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}")
-
-
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -252,81 +196,6 @@ def _db_op(method: F) -> F:
                 raise map_sqlite_error(exc, self.path, self._busy_timeout_s) from exc
 
     return wrapper  # type: ignore[return-value]
-
-
-# --- opening and migrating --------------------------------------------------
-
-
-def _check_header(path: Path) -> None:
-    try:
-        if not path.exists() or path.stat().st_size == 0:
-            return
-        with path.open("rb") as handle:
-            header = handle.read(len(SQLITE_HEADER))
-    except OSError as exc:
-        raise OutputError(f"cannot read job database {path}: {exc.strerror or exc}") from exc
-    if header != SQLITE_HEADER:
-        raise JobStoreError(
-            f"{path} is not a llasa-cli job database (not an SQLite file); move it or pick another work dir"
-        )
-
-
-def _schema_version(conn: sqlite3.Connection, path: Path) -> int:
-    """0 for an empty database, else our schema version; refuses foreign or newer files."""
-    app_id = conn.execute("PRAGMA application_id").fetchone()[0]
-    tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-    if app_id == 0 and not tables:
-        return 0
-    foreign = JobStoreError(f"{path} is an SQLite file but not a llasa-cli job database; pick another work dir")
-    if app_id != APPLICATION_ID or "meta" not in tables:
-        raise foreign
-    meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
-    if meta.get("magic") != MAGIC or not str(meta.get("schema_version", "")).isdigit():
-        raise foreign
-    version = int(meta["schema_version"])
-    if version > len(MIGRATIONS):
-        raise JobStoreError(
-            f"{path} was written by a newer llasa-cli (schema {version}, this one knows {len(MIGRATIONS)}); "
-            "upgrade llasa-cli"
-        )
-    return version
-
-
-def _migrate(conn: sqlite3.Connection, path: Path) -> None:
-    """Apply the missing migrations in order, one transaction each, safe against racing openers."""
-    while True:
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            version = _schema_version(conn, path)
-            if version >= len(MIGRATIONS):
-                conn.execute("COMMIT")
-                return
-            for statement in MIGRATIONS[version]:
-                conn.execute(statement)
-            conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
-            conn.execute(f"PRAGMA user_version = {version + 1}")
-            conn.execute("INSERT OR REPLACE INTO meta VALUES ('magic', ?)", (MAGIC,))
-            conn.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(version + 1),))
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
-
-
-def _connect(path: Path, busy_timeout_s: float) -> sqlite3.Connection:
-    conn = sqlite3.connect(str(path), timeout=busy_timeout_s, isolation_level=None, check_same_thread=False)
-    try:
-        conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
-        _schema_version(conn, path)  # validate before changing anything in a foreign file
-        if conn.execute("PRAGMA journal_mode = WAL").fetchone()[0].lower() != "wal":
-            raise JobStoreError(f"job database {path}: cannot switch to WAL journal mode")
-        conn.execute("PRAGMA synchronous = FULL")  # a power cut must not lose a committed segment
-        _migrate(conn, path)
-    except BaseException:
-        conn.close()
-        raise
-    return conn
 
 
 # --- the store --------------------------------------------------------------
@@ -349,9 +218,9 @@ class JobStore:
             work_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise OutputError(f"cannot create work dir {work_dir}: {exc.strerror or exc}") from exc
-        _check_header(path)
+        check_header(path)
         try:
-            conn = _connect(path, busy_timeout_s)
+            conn = connect(path, busy_timeout_s)
         except sqlite3.DatabaseError as exc:
             raise map_sqlite_error(exc, path, busy_timeout_s) from exc
         return cls(conn, path, busy_timeout_s)

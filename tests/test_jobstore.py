@@ -14,16 +14,16 @@ from typing import Any
 import numpy as np
 import pytest
 
-from llasa_cli import jobstore
+from llasa_cli import jobstore_schema
 from llasa_cli.errors import JobBusyError, JobStoreError, OutputError
 from llasa_cli.jobstore import (
     DB_NAME,
     JobStore,
     PlanRow,
     manuscript_fingerprint,
-    map_sqlite_error,
     segment_key,
 )
+from llasa_cli.jobstore_schema import map_sqlite_error
 from llasa_cli.protocols import VoicePrompt
 
 WORKER_A, WORKER_B = "host:1:a", "host:2:b"
@@ -140,8 +140,8 @@ def test_voice_and_job_round_trip(tmp_path: Path) -> None:
 def test_store_uses_wal_and_identifies_itself(store: JobStore) -> None:
     with sqlite3.connect(store.path) as raw:
         assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert raw.execute("PRAGMA application_id").fetchone()[0] == jobstore.APPLICATION_ID
-        assert dict(raw.execute("SELECT key, value FROM meta"))["schema_version"] == str(jobstore.SCHEMA_VERSION)
+        assert raw.execute("PRAGMA application_id").fetchone()[0] == jobstore_schema.APPLICATION_ID
+        assert dict(raw.execute("SELECT key, value FROM meta"))["schema_version"] == str(jobstore_schema.SCHEMA_VERSION)
     assert store.integrity_check() == "ok"
 
 
@@ -382,11 +382,12 @@ def test_newer_schema_is_refused(tmp_path: Path) -> None:
 def test_older_schema_is_migrated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     with JobStore.open(tmp_path) as store:
         done(store, "k")
-    monkeypatch.setattr(jobstore, "MIGRATIONS", [*jobstore.MIGRATIONS, ("CREATE TABLE extra (x INTEGER)",)])
+    newer = [*jobstore_schema.MIGRATIONS, ("CREATE TABLE extra (x INTEGER)",)]
+    monkeypatch.setattr(jobstore_schema, "MIGRATIONS", newer)
     with JobStore.open(tmp_path) as store:
         assert store.done_keys(["k"]) == {"k"}
     with sqlite3.connect(tmp_path / DB_NAME) as raw:
-        assert dict(raw.execute("SELECT key, value FROM meta"))["schema_version"] == "2"
+        assert dict(raw.execute("SELECT key, value FROM meta"))["schema_version"] == str(len(newer))
         raw.execute("SELECT x FROM extra")
 
 
