@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
@@ -25,6 +26,17 @@ from .errors import InvalidOptionError
 from .options import EngineOptions, SamplingOptions, StitchOptions
 from .run import RunRequest
 
+EXIT_OK = 0
+EXIT_PARTIAL = 3
+
+
+@dataclass(frozen=True)
+class OutputMode:
+    json: bool
+    quiet: bool
+    interactive: bool
+
+
 _DEFAULT_SAMPLING = SamplingOptions()
 _DEFAULT_ENGINE = EngineOptions()
 _DEFAULT_STITCH = StitchOptions()
@@ -45,6 +57,14 @@ def synth(
     ] = None,
     voice_text: Annotated[str | None, typer.Option("--voice-text", help="What the voice clip says.")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show the plan and stop.")] = False,
+    work_dir: Annotated[
+        str | None, typer.Option("--work-dir", help="Job folder for resuming (default: OUTPUT/.llasa).")
+    ] = None,
+    max_minutes: Annotated[
+        float | None, typer.Option("--max-minutes", help="Stop cleanly after this long; rerun to continue.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON Lines events on standard output.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only warnings, errors and a partial summary.")] = False,
     encoding: EncodingOpt = None,
     lang: LangOpt = "en",
     no_normalize: NoNormalizeOpt = False,
@@ -65,15 +85,13 @@ def synth(
     temperature: Annotated[float, typer.Option("--temperature")] = _DEFAULT_SAMPLING.temperature,
     top_p: Annotated[float, typer.Option("--top-p")] = _DEFAULT_SAMPLING.top_p,
     top_k: Annotated[int, typer.Option("--top-k", help="0 turns top-k off.")] = _DEFAULT_SAMPLING.top_k,
-    repetition_penalty: Annotated[
-        float, typer.Option("--repetition-penalty")
-    ] = _DEFAULT_SAMPLING.repetition_penalty,
+    repetition_penalty: Annotated[float, typer.Option("--repetition-penalty")] = _DEFAULT_SAMPLING.repetition_penalty,
     seed: Annotated[int, typer.Option("--seed", help="Run seed; each segment derives its own.")] = 0,
     fmt: Annotated[str, typer.Option("--format", help="wav, flac, mp3 or opus.")] = _DEFAULT_STITCH.format,
     sample_rate: Annotated[int, typer.Option("--sample-rate", help="Output sample rate in Hz.")] = SAMPLE_RATE,
-    loudness: Annotated[
-        str, typer.Option("--loudness", help="Target integrated loudness in LUFS, or 'off'.")
-    ] = str(_DEFAULT_STITCH.loudness_lufs),
+    loudness: Annotated[str, typer.Option("--loudness", help="Target integrated loudness in LUFS, or 'off'.")] = str(
+        _DEFAULT_STITCH.loudness_lufs
+    ),
     sentence_pause: Annotated[float, typer.Option("--sentence-pause")] = _DEFAULT_STITCH.sentence_pause,
     paragraph_pause: Annotated[float, typer.Option("--paragraph-pause")] = _DEFAULT_STITCH.paragraph_pause,
     title_pause: Annotated[float, typer.Option("--title-pause")] = _DEFAULT_STITCH.title_pause,
@@ -91,6 +109,7 @@ def synth(
         voice=voice,
         voice_text=voice_text,
         dry_run=dry_run,
+        work_dir=work_dir,
         text=text_options,
         sampling=SamplingOptions(
             temperature=temperature, top_p=top_p, top_k=top_k, repetition_penalty=repetition_penalty, seed=seed
@@ -106,31 +125,56 @@ def synth(
             sample_rate=sample_rate,
         ),
     )
-    _execute(request, interactive=sys.stderr.isatty())
+    mode = OutputMode(json=as_json, quiet=quiet, interactive=sys.stderr.isatty())
+    raise typer.Exit(_execute(request, mode, max_minutes))
 
 
-def _execute(request: RunRequest, interactive: bool) -> None:
-    from .cli_progress import RunProgress
+def _execute(request: RunRequest, output_mode: OutputMode, max_minutes: float | None) -> int:
+    from .cli_progress import HumanReporter, JsonReporter
+    from .interrupts import StopController
     from .plan_view import print_plan
-    from .run import load_models, load_plan, open_sink, resolve_voice, run_events
+    from .run import (
+        RunLog,
+        check_request,
+        load_models,
+        load_plan,
+        new_worker_id,
+        open_job,
+        open_sink,
+        read_input,
+        resolve_voice,
+        run_events,
+        work_dir_of,
+    )
+    from .synthesis import RunContext
 
-    plan = load_plan(request)
-    for message in plan.warnings:
-        warn(message)
+    check_request(request, output_mode.json)
+    manuscript = read_input(request)
+    plan = load_plan(request, manuscript)
     if request.dry_run:
+        for message in plan.warnings:
+            warn(message)
         print_plan(plan)
-        return
-    models = load_models(request.engine, request.sampling)
-    if models.notice:
-        warn(models.notice)
-    voice = resolve_voice(request, models)
-    sink = open_sink(request)
-    progress = RunProgress(plan, interactive)
-    try:
-        for event in run_events(request, plan, models, voice, sink):
-            progress.update(event)
-    finally:
-        progress.finish()
+        return EXIT_OK
+    reporter = (
+        JsonReporter(plan) if output_mode.json else HumanReporter(plan, output_mode.interactive, output_mode.quiet)
+    )
+    for message in plan.warnings:
+        reporter.warn(message)
+    with open_job(request, manuscript) as store, StopController(max_minutes, notify=reporter.warn) as stop:
+        models = load_models(request.engine, request.sampling)
+        if models.notice:
+            reporter.warn(models.notice)
+        voice = resolve_voice(request, models)
+        context = RunContext(
+            store=store, worker=new_worker_id(), stop_reason=stop.stop_reason, log=RunLog(work_dir_of(request))
+        )
+        try:
+            for event in run_events(request, plan, models, voice, open_sink(request), context):
+                reporter.update(event)
+        finally:
+            reporter.finish()
+    return EXIT_PARTIAL if reporter.tally.summary()["status"] == "partial" else EXIT_OK
 
 
 def _source(file: str | None, text: str | None) -> str:

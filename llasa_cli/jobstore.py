@@ -434,11 +434,20 @@ class JobStore:
         return SegmentRecord(*row[:4], _loads(row[4]), _loads(row[5]), hit_cap, *row[7:])
 
     @_db_op
+    def takes(self, keys: Sequence[str]) -> dict[str, int]:
+        """How often each key was redone (0 for keys never redone or unknown)."""
+        found: dict[str, int] = {}
+        for chunk in _chunks(_unique(keys)):
+            marks = ",".join("?" * len(chunk))
+            found.update(self._conn.execute(f"SELECT key, take FROM segments WHERE key IN ({marks})", chunk))
+        return {key: int(found.get(key, 0)) for key in keys}
+
+    @_db_op
     def reset(self, keys: Sequence[str]) -> None:
-        """Forget the results of these keys (for `redo`): they become pending again."""
+        """Forget the results of these keys (for `redo`): they become pending again, as a new take."""
         with self._tx() as db:
             db.executemany(
-                """UPDATE segments SET status = 'pending', codes = NULL, n_codes = NULL, attempts = 0,
+                """UPDATE segments SET status = 'pending', take = take + 1, codes = NULL, n_codes = NULL, attempts = 0,
                        last_error = NULL, scores = NULL, timings = NULL, hit_cap = NULL, worker = NULL,
                        lease_until = NULL, done_by = NULL, updated = ? WHERE key = ?""",
                 [(time.time(), key) for key in _unique(keys)],

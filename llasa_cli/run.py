@@ -1,4 +1,4 @@
-"""One `synth` run as library calls: plan, models, voice, sink, events.
+"""One `synth` run as library calls: plan, job, models, voice, sink, events.
 
 The CLI calls these in order and renders the events; a library user can do the
 same without any UI. Model imports happen only in `load_models`.
@@ -6,18 +6,32 @@ same without any UI. Model imports happen only in `load_models`.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import os
+import socket
+import tempfile
+import time
+import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
-from .errors import InputEmptyError
+from .errors import InputEmptyError, InvalidOptionError, JobStoreError
+from .jobstore import JobStore, manuscript_fingerprint
+from .manuscript import Manuscript
 from .options import EngineOptions, SamplingOptions, StitchOptions, TextOptions
 from .plan import Plan
 from .protocols import SpeechCodec, SpeechGenerator, VoicePrompt
-from .synthesis import ChapterSink, Event, Synthesizer
+from .synthesis import RunContext, Synthesizer
+from .synthesis_events import ChapterSink, Event
 
 STDOUT = "-"
+WORK_DIR_NAME = ".llasa"
+LOG_NAME = "llasa.log"
+REQUEST_FORMAT = 1
 
 
 @dataclass(frozen=True)
@@ -30,10 +44,29 @@ class RunRequest:
     voice_text: str | None = None
     asr_model: str | None = None
     dry_run: bool = False
+    work_dir: str | None = None  # default: OUTPUT/.llasa; a temporary folder for "-" (no resume)
     text: TextOptions = field(default_factory=TextOptions)
     sampling: SamplingOptions = field(default_factory=SamplingOptions)
     engine: EngineOptions = field(default_factory=EngineOptions)
     stitch: StitchOptions = field(default_factory=StitchOptions)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"format": REQUEST_FORMAT, **dataclasses.asdict(self)}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> RunRequest:
+        if data.get("format") != REQUEST_FORMAT:
+            raise JobStoreError("the job was recorded by another llasa-cli version; run synth again")
+        nested = {"text", "sampling", "engine", "stitch", "format"}
+        text = dict(data["text"])
+        text["lexicon"] = tuple(tuple(pair) for pair in text.get("lexicon", ()))
+        return cls(
+            **{k: v for k, v in data.items() if k not in nested},
+            text=TextOptions(**text),
+            sampling=SamplingOptions(**data["sampling"]),
+            engine=EngineOptions(**data["engine"]),
+            stitch=StitchOptions(**data["stitch"]),
+        )
 
 
 @dataclass(frozen=True)
@@ -44,17 +77,20 @@ class Models:
     notice: str | None  # e.g. the loud line when falling back to CPU
 
 
-def load_plan(request: RunRequest) -> Plan:
-    from .manuscript import Manuscript, read_manuscript
-    from .segments import build_plan
+def read_input(request: RunRequest) -> Manuscript:
+    from .manuscript import read_manuscript
 
     if request.inline_text is not None:
         if not request.inline_text.strip():
             raise InputEmptyError("--text is empty: there is nothing to speak")
-        manuscript = Manuscript(name="--text", text=request.inline_text, is_markdown=False)
-    else:
-        manuscript = read_manuscript(request.source, encoding=request.encoding)
-    return build_plan(manuscript, request.text)
+        return Manuscript(name="--text", text=request.inline_text, is_markdown=False)
+    return read_manuscript(request.source, encoding=request.encoding)
+
+
+def load_plan(request: RunRequest, manuscript: Manuscript | None = None) -> Plan:
+    from .segments import build_plan
+
+    return build_plan(manuscript or read_input(request), request.text)
 
 
 def load_models(engine: EngineOptions, sampling: SamplingOptions) -> Models:
@@ -82,8 +118,73 @@ def open_sink(request: RunRequest, stdout: BinaryIO | None = None) -> ChapterSin
     return FolderSink(Path(request.output), request.stitch)
 
 
+def work_dir_of(request: RunRequest) -> Path | None:
+    """Where the job lives; None for a stream without --work-dir (a throwaway job)."""
+    if request.work_dir:
+        return Path(request.work_dir)
+    if request.output == STDOUT:
+        return None
+    return Path(request.output) / WORK_DIR_NAME
+
+
+@contextmanager
+def open_job(request: RunRequest, manuscript: Manuscript) -> Iterator[JobStore]:
+    """The job store for this request, recording the request so `redo` and `stitch` can repeat it."""
+    folder = work_dir_of(request)
+    throwaway = tempfile.TemporaryDirectory(prefix="llasa-job-") if folder is None else None
+    with throwaway or contextlib.nullcontext(str(folder)) as where, JobStore.open(Path(where)) as store:
+        store.set_job(
+            manuscript_fingerprint(manuscript.text),
+            {"request": request.to_json(), "manuscript": manuscript.text, "is_markdown": manuscript.is_markdown},
+            request.engine.model,
+            request.engine.codec,
+        )
+        yield store
+
+
+def stored_request(store: JobStore) -> tuple[RunRequest, Manuscript]:
+    """The request and manuscript the job's last `synth` ran with."""
+    job = store.job()
+    if job is None or "request" not in job.options:
+        raise JobStoreError(f"{store.path}: no synth run was recorded in this job")
+    request = RunRequest.from_json(job.options["request"])
+    manuscript = Manuscript(name=request.source, text=job.options["manuscript"], is_markdown=job.options["is_markdown"])
+    return request, manuscript
+
+
+class RunLog:
+    """Appends timestamped lines to the work folder's log, flushed at once so a crash keeps them."""
+
+    def __init__(self, folder: Path | None) -> None:
+        self.path = folder / LOG_NAME if folder else None
+
+    def __call__(self, message: str) -> None:
+        if self.path is None:
+            return
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S")
+        with self.path.open("a", encoding="utf-8") as handle:
+            handle.write(f"{stamp} pid={os.getpid()} {message}\n")
+
+
+def new_worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
 def run_events(
-    request: RunRequest, plan: Plan, models: Models, voice: VoicePrompt | None, sink: ChapterSink
+    request: RunRequest,
+    plan: Plan,
+    models: Models,
+    voice: VoicePrompt | None,
+    sink: ChapterSink,
+    context: RunContext,
 ) -> Iterator[Event]:
     synthesizer = Synthesizer(models.generator, models.codec, request.sampling, request.engine)
-    yield from synthesizer.run(plan, sink, voice)
+    yield from synthesizer.run(plan, sink, context, voice)
+
+
+def check_request(request: RunRequest, json_events: bool) -> None:
+    """Combinations no single option class can see."""
+    if request.output == STDOUT and json_events:
+        raise InvalidOptionError("-o - writes audio to standard output, so --json cannot share it")
+    if request.output == STDOUT and request.stitch.format != "wav":
+        raise InvalidOptionError(f"-o - streams WAV; --format {request.stitch.format} needs an output folder")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import BinaryIO
@@ -13,7 +15,13 @@ from .errors import OutputError
 from .options import StitchOptions
 from .plan import Chapter, Segment
 from .stitch import ChapterAudio, render_chapter
-from .synthesis import ChapterWritten
+from .synthesis_events import ChapterWritten
+
+STREAM_DESTINATION = "<stdout>"
+
+
+def _options_fingerprint(options: StitchOptions) -> str:
+    return json.dumps(dataclasses.asdict(options), sort_keys=True)
 
 
 def _stitch(pieces: Sequence[tuple[np.ndarray, Segment]], options: StitchOptions) -> ChapterAudio:
@@ -41,6 +49,15 @@ class FolderSink:
             raise OutputError(f"chapter file name {chapter.slug!r} would leave the output folder")
         return path
 
+    def destination(self, chapter: Chapter) -> str:
+        return str(self.path_for(chapter))
+
+    def exists(self, chapter: Chapter) -> bool:
+        return self.path_for(chapter).is_file()
+
+    def fingerprint(self) -> str:
+        return _options_fingerprint(self.options)
+
     def write(self, chapter: Chapter, pieces: Sequence[tuple[np.ndarray, Segment]]) -> ChapterWritten:
         from .export import export_audio
 
@@ -64,10 +81,19 @@ class StreamSink:
         self.options = options
         self.chapters: list[np.ndarray] = []
 
+    def destination(self, chapter: Chapter) -> str:
+        return STREAM_DESTINATION
+
+    def exists(self, chapter: Chapter) -> bool:
+        return False
+
+    def fingerprint(self) -> str:
+        return _options_fingerprint(self.options)
+
     def write(self, chapter: Chapter, pieces: Sequence[tuple[np.ndarray, Segment]]) -> ChapterWritten:
         chapter_audio = _stitch(pieces, self.options)
         self.chapters.append(chapter_audio.audio)
-        return ChapterWritten(chapter=chapter, destination="<stdout>", audio_seconds=chapter_audio.seconds)
+        return ChapterWritten(chapter=chapter, destination=STREAM_DESTINATION, audio_seconds=chapter_audio.seconds)
 
     def close(self) -> None:
         from .audio import resample, write_wav_bytes

@@ -1,94 +1,74 @@
-"""Plan -> chapter audio: batched generation, decoding, stitching, a chapter at a time.
+"""Plan -> chapter audio: batched generation, decoding, stitching, recorded in the job store.
 
 `Synthesizer.run` is a generator of events (kokoro style) so the CLI can show
 progress and a library user can consume results without any UI. It talks to the
 models only through the `SpeechGenerator` / `SpeechCodec` protocols, so tests
 drive it with fakes and real runs with Llasa + X-Codec2.
 
-Chapters are processed one after another (segments inside a chapter are batched,
-sorted by length) so memory holds one chapter's audio, not the book's.
+Every segment is recorded in the job store (`jobstore.JobStore`) the moment its codes
+exist, so a crash loses at most the batch in flight, and a rerun redoes nothing that
+was finished. Segments are claimed a batch at a time under leases, so several runs on
+one job share the work instead of repeating it. Chapters are processed one after another
+(segments inside a chapter are batched, sorted by length) so memory holds one chapter's
+audio, not the book's.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
-from typing import Protocol
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from .constants import CODES_PER_SECOND, CONTEXT_TOKENS, SAMPLE_RATE
+from .constants import SAMPLE_RATE
+from .jobkeys import JobKeys, token_cap
+from .jobstore import JobStore, PlanRow
 from .options import EngineOptions, SamplingOptions
 from .plan import Chapter, Plan, Segment
 from .protocols import GenerationRequest, GenerationResult, SpeechCodec, SpeechGenerator, VoicePrompt
 from .sampling import segment_seed
+from .synthesis_events import (
+    ChapterSink,
+    ChapterWritten,
+    Event,
+    JobOpened,
+    NarratorFixed,
+    RunStopped,
+    SegmentDone,
+    Waiting,
+)
 
-# Every segment may emit at least this many codes (about a second), whatever its estimate,
-# so a very short text ("I.") is never cut off by the cap.
-MIN_TOKEN_CAP = CODES_PER_SECOND
 # The narrator's sample must leave room in the context for the segments that follow it.
 NARRATOR_MIN_SECONDS = 2.0
 NARRATOR_MAX_SECONDS = 10.0
 NARRATOR_ATTEMPTS = 3
-
-
-def token_cap(est_seconds: float, prompt_tokens: int, headroom: float) -> int:
-    """Most codes a segment may generate: its estimate with headroom, within the context."""
-    wanted = max(MIN_TOKEN_CAP, math.ceil(est_seconds * CODES_PER_SECOND * headroom))
-    room = CONTEXT_TOKENS - prompt_tokens
-    return max(0, min(wanted, room))
-
-
-# --- events -------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class NarratorFixed:
-    """No voice was given: this segment's speech became the voice of the whole book."""
-
-    segment: Segment
-    voice: VoicePrompt
-
-
-@dataclass(frozen=True)
-class SegmentDone:
-    segment: Segment
-    audio_seconds: float
-    codes: int
-    new_tokens: int  # tokens the language model produced, the end token included
-    hit_cap: bool
-
-    @property
-    def empty(self) -> bool:
-        return self.audio_seconds == 0.0
-
-
-@dataclass(frozen=True)
-class ChapterWritten:
-    chapter: Chapter
-    destination: str
-    audio_seconds: float
-
-
-Event = NarratorFixed | SegmentDone | ChapterWritten
-
-
-class ChapterSink(Protocol):
-    """Where finished chapters go: files in a folder, or one stream."""
-
-    def write(self, chapter: Chapter, pieces: Sequence[tuple[np.ndarray, Segment]]) -> ChapterWritten: ...
-
-    def close(self) -> None: ...
-
-
-# --- the synthesiser ------------------------------------------------------------
+NARRATOR_KEY = "narrator"
+# Seeds of a redone segment (take t) start at attempt t * ATTEMPTS_PER_TAKE, clear of earlier takes.
+ATTEMPTS_PER_TAKE = 1_000
+DEFAULT_LEASE_SECONDS = 900.0
+POLL_SECONDS = 2.0
 
 
 @dataclass
 class _Rendered:
     audio: np.ndarray
     result: GenerationResult
+    seconds: float = 0.0
+
+
+@dataclass
+class RunContext:
+    """Where a run records its work, and who it is among the runs sharing the job."""
+
+    store: JobStore
+    worker: str
+    stop_reason: Callable[[], str | None] = lambda: None
+    log: Callable[[str], None] = lambda message: None
+    lease_seconds: float = DEFAULT_LEASE_SECONDS
+    poll_seconds: float = POLL_SECONDS
+    sleep: Callable[[float], None] = time.sleep
+    keys: dict[str, str] = field(default_factory=dict)  # segment id -> segment key
 
 
 class Synthesizer:
@@ -104,29 +84,95 @@ class Synthesizer:
         self.sampling = sampling
         self.engine = engine
 
-    def run(self, plan: Plan, sink: ChapterSink, voice: VoicePrompt | None = None) -> Iterator[Event]:
-        rendered: dict[str, _Rendered] = {}
+    # --- the run --------------------------------------------------------------
+
+    def run(
+        self, plan: Plan, sink: ChapterSink, context: RunContext, voice: VoicePrompt | None = None
+    ) -> Iterator[Event]:
+        voice = yield from self._narrator(plan, context, voice)
         if voice is None:
-            narrator_segment, voice, first = self._fix_narrator(plan)
-            rendered[narrator_segment.segment_id] = first
-            yield NarratorFixed(narrator_segment, voice)
-            yield _done(narrator_segment, first)
-        for chapter in plan.chapters:
-            segments = plan.segments_of(chapter.number)
-            todo = [s for s in segments if s.segment_id not in rendered]
-            for batch in _batches(todo, self.engine.batch_size):
-                for segment, item in zip(batch, self._render(batch, voice), strict=True):
-                    rendered[segment.segment_id] = item
-                    yield _done(segment, item)
-            pieces = [(rendered.pop(s.segment_id).audio, s) for s in segments]
-            yield sink.write(chapter, pieces)
+            return  # stopped while waiting for another run to fix the narrator
+        keys = JobKeys(self.engine, self.sampling, voice)
+        context.keys = {s.segment_id: keys.segment(s) for s in plan.segments}
+        context.store.sync_plan([PlanRow.from_segment(context.keys[s.segment_id], s) for s in plan.segments])
+        opened = context.store.status()
+        yield JobOpened(total=opened.total, done=opened.done)
+        waiting = list(plan.chapters)
+        while waiting:
+            left: list[Chapter] = []
+            for chapter in waiting:
+                if (reason := context.stop_reason()) is not None:
+                    yield RunStopped(reason)
+                    return
+                finished = yield from self._work_on(plan, chapter, context, voice)
+                if finished:
+                    yield self._write(plan, chapter, sink, context)
+                else:
+                    left.append(chapter)
+            if left:
+                yield Waiting(tuple(c.number for c in left))
+                context.sleep(context.poll_seconds)
+            waiting = left
         sink.close()
 
-    def _render(self, segments: Sequence[Segment], voice: VoicePrompt | None, attempt: int = 0) -> list[_Rendered]:
-        requests = [self._request(s, voice, attempt) for s in segments]
+    def _work_on(self, plan: Plan, chapter: Chapter, context: RunContext, voice: VoicePrompt) -> Iterator[Event]:
+        """Generate the chapter's claimable segments, a batch at a time; True when all are done."""
+        segments = sorted(plan.segments_of(chapter.number), key=lambda s: s.est_seconds)
+        by_key = {context.keys[s.segment_id]: s for s in segments}
+        while True:
+            done = context.store.done_keys(list(by_key))
+            pending = [k for k in by_key if k not in done]
+            if not pending:
+                return True
+            if context.stop_reason() is not None:
+                return False
+            claimed = context.store.claim(pending, context.worker, context.lease_seconds, limit=self.engine.batch_size)
+            if not claimed:
+                return False  # another run holds the rest
+            batch = [by_key[k] for k in claimed]
+            takes = context.store.takes(claimed)
+            context.log(f"start {' '.join(claimed)}")
+            rendered = self._render(batch, voice, [takes[k] * ATTEMPTS_PER_TAKE for k in claimed])
+            for key, segment, item in zip(claimed, batch, rendered, strict=True):
+                self._record(context, key, item)
+                yield _done(segment, item, generated=True)
+
+    def _record(self, context: RunContext, key: str, item: _Rendered) -> None:
+        context.store.record_done(
+            key,
+            item.result.codes,
+            attempts=1,
+            scores={},
+            timings={"seconds": item.seconds},
+            hit_cap=item.result.hit_cap,
+            worker=context.worker,
+        )
+        context.log(f"done {key} codes={len(item.result.codes)} hit_cap={int(item.result.hit_cap)}")
+
+    def _write(self, plan: Plan, chapter: Chapter, sink: ChapterSink, context: RunContext) -> ChapterWritten:
+        segments = plan.segments_of(chapter.number)
+        chapter_keys = [context.keys[s.segment_id] for s in segments]
+        digest = JobKeys.chapter_digest(chapter, segments, chapter_keys, sink.fingerprint())
+        if context.store.chapter_digest(chapter.number) == digest and sink.exists(chapter):
+            return ChapterWritten(chapter, sink.destination(chapter), audio_seconds=0.0, unchanged=True)
+        codes = [context.store.codes(k) for k in chapter_keys]
+        audios = self.codec.decode([c if c is not None else np.zeros(0, np.int64) for c in codes])
+        written = sink.write(chapter, list(zip(audios, segments, strict=True)))
+        context.store.record_chapter(chapter.number, digest, written.destination)
+        context.log(f"chapter {chapter.number} -> {written.destination}")
+        return written
+
+    # --- generation -----------------------------------------------------------
+
+    def _render(
+        self, segments: Sequence[Segment], voice: VoicePrompt | None, attempts: Sequence[int]
+    ) -> list[_Rendered]:
+        started = time.monotonic()
+        requests = [self._request(s, voice, a) for s, a in zip(segments, attempts, strict=True)]
         results = self.generator.generate(requests)
         audios = self.codec.decode([r.codes for r in results])
-        return [_Rendered(audio, result) for audio, result in zip(audios, results, strict=True)]
+        per_row = (time.monotonic() - started) / max(1, len(segments))
+        return [_Rendered(audio, result, per_row) for audio, result in zip(audios, results, strict=True)]
 
     def _request(self, segment: Segment, voice: VoicePrompt | None, attempt: int) -> GenerationRequest:
         prompt = self.generator.prompt_tokens(segment.text, voice)
@@ -134,19 +180,44 @@ class Synthesizer:
         seed = segment_seed(self.sampling.seed, segment.text, attempt)
         return GenerationRequest(text=segment.text, seed=seed, max_new_tokens=cap, voice=voice)
 
-    def _fix_narrator(self, plan: Plan) -> tuple[Segment, VoicePrompt, _Rendered]:
+    # --- the narrator -----------------------------------------------------------
+
+    def _narrator(self, plan: Plan, context: RunContext, voice: VoicePrompt | None) -> Iterator[Event]:
+        """The job's one voice: the given one, the one a previous run fixed, or a new one."""
+        store = context.store
+        if voice is not None:
+            store.save_voice(voice)
+            return voice
+        while (stored := store.load_voice()) is None:
+            if store.claim([NARRATOR_KEY], context.worker, context.lease_seconds):
+                segment, fixed = self._fix_narrator(plan)
+                store.save_voice(fixed)
+                store.record_done(
+                    NARRATOR_KEY, fixed.codes, attempts=1, scores={}, timings={}, hit_cap=False, worker=context.worker
+                )
+                context.log(f"narrator fixed from segment {segment.segment_id}")
+                yield NarratorFixed(segment, fixed)
+                return fixed
+            if (reason := context.stop_reason()) is not None:
+                yield RunStopped(reason)
+                return None
+            yield Waiting(())
+            context.sleep(context.poll_seconds)
+        return stored
+
+    def _fix_narrator(self, plan: Plan) -> tuple[Segment, VoicePrompt]:
         """Speak one segment without a voice; its speech becomes the book's narrator.
 
         A sample that ran into its cap or came out empty is a poor voice: try again
-        with the next seed, and keep the last try if none is clean.
+        with the next seed, and keep the last try if none is clean. The segment itself
+        is spoken again later with this voice as its prompt, like every other one.
         """
         segment = choose_narrator_segment(plan.segments)
-        item = self._render([segment], None)[0]
-        for attempt in range(1, NARRATOR_ATTEMPTS):
+        for attempt in range(NARRATOR_ATTEMPTS):
+            item = self._render([segment], None, [attempt])[0]
             if len(item.result.codes) and not item.result.hit_cap:
                 break
-            item = self._render([segment], None, attempt)[0]
-        return segment, VoicePrompt(codes=item.result.codes, text=segment.text), item
+        return segment, VoicePrompt(codes=item.result.codes, text=segment.text)
 
 
 def choose_narrator_segment(segments: Sequence[Segment]) -> Segment:
@@ -161,18 +232,12 @@ def choose_narrator_segment(segments: Sequence[Segment]) -> Segment:
     return max(fitting, key=lambda s: s.est_seconds) if fitting else spoken[0]
 
 
-def _batches(segments: Sequence[Segment], size: int) -> Iterator[list[Segment]]:
-    """Similar lengths together, so short rows do not wait long for a long one."""
-    ordered = sorted(segments, key=lambda s: s.est_seconds)
-    for start in range(0, len(ordered), size):
-        yield ordered[start : start + size]
-
-
-def _done(segment: Segment, item: _Rendered) -> SegmentDone:
+def _done(segment: Segment, item: _Rendered, generated: bool) -> SegmentDone:
     return SegmentDone(
         segment=segment,
         audio_seconds=len(item.audio) / SAMPLE_RATE,
         codes=len(item.result.codes),
         new_tokens=item.result.new_tokens,
         hit_cap=item.result.hit_cap,
+        generated=generated,
     )

@@ -12,8 +12,9 @@ from llasa_cli.cli import main
 from llasa_cli.constants import SAMPLE_RATE, SAMPLES_PER_CODE
 from llasa_cli.options import EngineOptions, SamplingOptions, StitchOptions, TextOptions
 from llasa_cli.protocols import VoicePrompt
-from llasa_cli.run import Models, RunRequest, load_plan, open_sink, run_events
-from llasa_cli.synthesis import ChapterWritten, SegmentDone
+from llasa_cli.run import Models, RunRequest, load_plan, open_job, open_sink, read_input, run_events
+from llasa_cli.synthesis import RunContext
+from llasa_cli.synthesis_events import ChapterWritten, SegmentDone
 
 MANUSCRIPT = """Chapter One: The Keeper
 
@@ -80,9 +81,12 @@ def test_chapter_length_is_generated_speech_plus_pauses_and_no_voice_leaks(
     )
     voice_codes = np.arange(1_000, 1_000 + 150, dtype=np.int64)  # 3 s of prompt that must not leak
     voice = VoicePrompt(codes=voice_codes, text="This is the narrator speaking.")
-    plan = load_plan(request)
+    manuscript = read_input(request)
+    plan = load_plan(request, manuscript)
     models = Models(generator=tiny_generator, codec=tiny_codec, device="cpu", notice=None)
-    events = list(run_events(request, plan, models, voice, open_sink(request)))
+    with open_job(request, manuscript) as store:
+        context = RunContext(store=store, worker="test")
+        events = list(run_events(request, plan, models, voice, open_sink(request), context))
     done = {e.segment.segment_id: e for e in events if isinstance(e, SegmentDone)}
     written = [e for e in events if isinstance(e, ChapterWritten)]
     assert len(written) == 3

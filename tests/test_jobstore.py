@@ -451,3 +451,14 @@ def test_read_only_work_dir_is_an_output_error(tmp_path: Path) -> None:
     finally:
         for folder in (work, fresh):
             folder.chmod(stat.S_IRWXU)
+
+
+def test_reset_starts_a_new_take(tmp_path: Path) -> None:
+    with JobStore.open(tmp_path) as store:
+        done(store, "a")
+        done(store, "b")
+        assert store.takes(["a", "b", "never"]) == {"a": 0, "b": 0, "never": 0}
+        store.reset(["a"])
+        store.reset(["a"])
+        assert store.takes(["a", "b"]) == {"a": 2, "b": 0}
+        assert store.done_keys(["a", "b"]) == {"b"}

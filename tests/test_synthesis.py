@@ -10,19 +10,15 @@ import pytest
 import soundfile as sf
 
 from llasa_cli.constants import CODES_PER_SECOND, CONTEXT_TOKENS, SAMPLE_RATE, SAMPLES_PER_CODE
+from llasa_cli.jobkeys import token_cap
+from llasa_cli.jobstore import JobStore
 from llasa_cli.options import EngineOptions, SamplingOptions, StitchOptions
 from llasa_cli.plan import Chapter, Pause, Plan, Segment
 from llasa_cli.protocols import VoicePrompt
 from llasa_cli.sampling import segment_seed
 from llasa_cli.sinks import FolderSink, StreamSink
-from llasa_cli.synthesis import (
-    ChapterWritten,
-    NarratorFixed,
-    SegmentDone,
-    Synthesizer,
-    choose_narrator_segment,
-    token_cap,
-)
+from llasa_cli.synthesis import RunContext, Synthesizer, choose_narrator_segment
+from llasa_cli.synthesis_events import ChapterWritten, NarratorFixed, RunStopped, SegmentDone
 
 from .fakes import FakeCodec, FakeGenerator
 
@@ -59,6 +55,15 @@ class RecordingSink:
         self.chapters: list[tuple[Chapter, list[tuple[np.ndarray, Segment]]]] = []
         self.closed = False
 
+    def destination(self, chapter):
+        return f"mem:{chapter.slug}"
+
+    def exists(self, chapter):
+        return False
+
+    def fingerprint(self):
+        return "recording"
+
     def write(self, chapter, pieces):
         self.chapters.append((chapter, list(pieces)))
         return ChapterWritten(chapter, f"mem:{chapter.slug}", sum(len(a) for a, _ in pieces) / SAMPLE_RATE)
@@ -67,74 +72,113 @@ class RecordingSink:
         self.closed = True
 
 
-def run(plan, voice=None, batch_size=2, generator=None):
+@pytest.fixture
+def store(tmp_path):
+    with JobStore.open(tmp_path / "job") as opened:
+        yield opened
+
+
+def run(plan, store, voice=None, batch_size=2, generator=None):
     generator = generator or FakeGenerator()
     codec = FakeCodec()
     sink = RecordingSink()
     synth = Synthesizer(generator, codec, SamplingOptions(seed=7), EngineOptions(batch_size=batch_size))
-    events = list(synth.run(plan, sink, voice))
+    events = list(synth.run(plan, sink, RunContext(store=store, worker="test"), voice))
     return events, generator, codec, sink
 
 
-def test_every_segment_spoken_once_in_order_and_chapters_written():
+def voiced(generator: FakeGenerator) -> list:
+    return [r for r in generator.requests if r.voice is not None]
+
+
+def test_every_segment_spoken_once_in_order_and_chapters_written(store):
     plan = make_plan(BOOK)
-    events, generator, _, sink = run(plan)
+    events, generator, _, sink = run(plan, store)
     done = [e.segment.segment_id for e in events if isinstance(e, SegmentDone)]
     assert sorted(done) == sorted(s.segment_id for s in plan.segments)
-    assert len(done) == len(set(done))
-    assert [r.text for r in generator.requests].count(BOOK[0][0]) == 1
+    assert sorted(r.text for r in voiced(generator)) == sorted(s.text for s in plan.segments)
     assert [c.number for c, _ in sink.chapters] == [1, 2, 3]
     for chapter, pieces in sink.chapters:
         assert [s.text for _, s in pieces] == list(chapter.paragraphs)
+        assert all(len(audio) > 0 for audio, _ in pieces)
     assert sink.closed
     assert sum(isinstance(e, ChapterWritten) for e in events) == 3
 
 
-def test_without_voice_the_first_comfortable_segment_becomes_the_narrator():
+def test_without_voice_the_first_comfortable_segment_becomes_the_narrator(store):
     plan = make_plan(BOOK)
-    events, generator, _, _ = run(plan)
+    events, generator, _, _ = run(plan, store)
     narrator = next(e for e in events if isinstance(e, NarratorFixed))
     assert narrator.segment.text == BOOK[0][0]
     first, *rest = generator.requests
     assert first.voice is None and first.text == BOOK[0][0]
-    assert rest and all(r.voice is narrator.voice for r in rest)
+    assert rest and all(np.array_equal(r.voice.codes, narrator.voice.codes) for r in rest)
     assert narrator.voice.text == BOOK[0][0]
 
 
-def test_given_voice_is_used_for_every_segment_and_no_narrator_is_fixed():
+def test_a_resumed_job_keeps_its_narrator_and_redoes_nothing(store):
+    plan = make_plan(BOOK)
+    first_events, _, _, _ = run(plan, store)
+    narrator = next(e for e in first_events if isinstance(e, NarratorFixed)).voice
+    events, generator, _, sink = run(plan, store)
+    assert generator.requests == []
+    assert not any(isinstance(e, NarratorFixed) for e in events)
+    assert np.array_equal(store.load_voice().codes, narrator.codes)
+    assert len(sink.chapters) == 3
+
+
+def test_given_voice_is_used_for_every_segment_and_no_narrator_is_fixed(store):
     voice = VoicePrompt(codes=np.arange(100, dtype=np.int64), text="Hello there.")
-    events, generator, _, _ = run(make_plan(BOOK), voice=voice)
+    events, generator, _, _ = run(make_plan(BOOK), store, voice=voice)
     assert not any(isinstance(e, NarratorFixed) for e in events)
     assert all(r.voice is voice for r in generator.requests)
 
 
-def test_batches_respect_size_and_group_similar_lengths():
-    events, generator, codec, _ = run(make_plan(BOOK), batch_size=2)
+def test_batches_respect_size_and_group_similar_lengths(store):
+    events, generator, codec, _ = run(make_plan(BOOK), store, batch_size=2)
     assert all(len(b) <= 2 for b in generator.batches)
     chapter_one = generator.batches[1]  # the first batch after the narrator's
-    assert [r.text for r in chapter_one] == ["Wind.", "He lit the lamp and watched the sea for ships."]
-    assert codec.decode_calls == [len(b) for b in generator.batches]
+    assert [r.text for r in chapter_one] == ["Wind.", "The keeper climbed the stairs at dusk."]
+    # one decode per generated batch, plus one per chapter (3, 2, 2 segments) from the stored codes
+    assert sorted(codec.decode_calls) == sorted([len(b) for b in generator.batches] + [3, 2, 2])
 
 
-def test_seeds_depend_on_text_and_run_seed_only():
-    _, gen_a, _, _ = run(make_plan(BOOK), batch_size=1)
-    _, gen_b, _, _ = run(make_plan(BOOK), batch_size=8)
-    seeds_a = {r.text: r.seed for r in gen_a.requests}
-    seeds_b = {r.text: r.seed for r in gen_b.requests}
+def test_seeds_depend_on_text_and_run_seed_only(tmp_path):
+    with JobStore.open(tmp_path / "a") as store_a, JobStore.open(tmp_path / "b") as store_b:
+        _, gen_a, _, _ = run(make_plan(BOOK), store_a, batch_size=1)
+        _, gen_b, _, _ = run(make_plan(BOOK), store_b, batch_size=8)
+    seeds_a = {r.text: r.seed for r in voiced(gen_a)}
+    seeds_b = {r.text: r.seed for r in voiced(gen_b)}
     assert seeds_a == seeds_b
     assert seeds_a[BOOK[1][0]] == segment_seed(7, BOOK[1][0])
 
 
-def test_narrator_that_runs_away_is_sampled_again():
+def test_narrator_that_runs_away_is_sampled_again(store):
     generator = FakeGenerator()
     generator.enqueue(BOOK[0][0], [1] * 30, hit_cap=True)
     generator.enqueue(BOOK[0][0], [])
-    events, generator, _, _ = run(make_plan(BOOK), generator=generator)
+    events, generator, _, _ = run(make_plan(BOOK), store, generator=generator)
     narrator = next(e for e in events if isinstance(e, NarratorFixed))
     assert len(narrator.voice.codes) > 0
     narrator_requests = [r for r in generator.requests if r.voice is None]
     assert len(narrator_requests) == 3
     assert len({r.seed for r in narrator_requests}) == 3
+
+
+def test_stop_request_ends_after_the_batch_and_a_rerun_finishes(store):
+    plan = make_plan(BOOK)
+    voice = VoicePrompt(codes=np.arange(10, dtype=np.int64), text="Hi.")
+    generator = FakeGenerator()
+    synth = Synthesizer(generator, FakeCodec(), SamplingOptions(), EngineOptions(batch_size=2))
+    stops = iter([None, None, "interrupted"])
+    context = RunContext(store=store, worker="w1", stop_reason=lambda: next(stops, "interrupted"))
+    events = list(synth.run(plan, RecordingSink(), context, voice))
+    assert isinstance(events[-1], RunStopped)
+    first = len(generator.requests)
+    assert 0 < first < len(plan.segments)
+    events = list(synth.run(plan, RecordingSink(), RunContext(store=store, worker="w2"), voice))
+    assert len(generator.requests) == len(plan.segments)  # nothing done twice
+    assert store.status().complete
 
 
 def test_token_cap_has_headroom_a_floor_and_stays_in_context():
@@ -151,31 +195,58 @@ def test_choose_narrator_skips_titles_and_too_long_segments():
     assert chosen.text == "A sentence of a comfortable length here."
 
 
-def test_folder_sink_writes_numbered_files_with_segments_plus_pauses(tmp_path: Path):
+def synth_to_folder(plan, folder: Path, store, stitch: StitchOptions, generator=None):
+    voice = VoicePrompt(codes=np.arange(10, dtype=np.int64), text="Hi.")
+    synth = Synthesizer(generator or FakeGenerator(), FakeCodec(), SamplingOptions(), EngineOptions())
+    return list(synth.run(plan, FolderSink(folder, stitch), RunContext(store=store, worker="w"), voice))
+
+
+def test_folder_sink_writes_numbered_files_with_segments_plus_pauses(tmp_path: Path, store):
     stitch = StitchOptions(loudness_lufs=None, fade_ms=0.0, trim_db=-90.0)
     plan = make_plan(BOOK)
-    voice = VoicePrompt(codes=np.arange(10, dtype=np.int64), text="Hi.")
-    synth = Synthesizer(FakeGenerator(), FakeCodec(), SamplingOptions(), EngineOptions())
-    events = list(synth.run(plan, FolderSink(tmp_path, stitch), voice))
-    files = sorted(p.name for p in tmp_path.iterdir())
+    events = synth_to_folder(plan, tmp_path / "out", store, stitch)
+    files = sorted(p.name for p in (tmp_path / "out").iterdir())
     assert files == ["01-part-1.wav", "02-part-2.wav", "03-part-3.wav"]
     done = {e.segment.segment_id: e for e in events if isinstance(e, SegmentDone)}
     for chapter in plan.chapters:
         segments = plan.segments_of(chapter.number)
         speech = sum(round(done[s.segment_id].audio_seconds * SAMPLE_RATE) for s in segments)
         pauses = stitch.lead_in + stitch.paragraph_pause * (len(segments) - 1) + stitch.chapter_pause
-        data, rate = sf.read(tmp_path / f"{chapter.slug}.wav")
+        data, rate = sf.read(tmp_path / "out" / f"{chapter.slug}.wav")
         assert rate == SAMPLE_RATE
         assert len(data) == speech + round(pauses * SAMPLE_RATE)
         assert speech % SAMPLES_PER_CODE == 0
 
 
-def test_stream_sink_writes_one_valid_wav(tmp_path: Path):
+def test_editing_one_sentence_redoes_that_segment_and_rewrites_only_its_chapter(tmp_path: Path, store):
+    stitch = StitchOptions(loudness_lufs=None)
+    synth_to_folder(make_plan(BOOK), tmp_path / "out", store, stitch)
+    edited = [list(chapter) for chapter in BOOK]
+    edited[1][1] = "A boat was drifting near the reef, and it was empty."
+    generator = FakeGenerator()
+    events = synth_to_folder(make_plan(edited), tmp_path / "out", store, stitch, generator)
+    assert [r.text for r in generator.requests] == [edited[1][1]]
+    written = {e.chapter.number: e.unchanged for e in events if isinstance(e, ChapterWritten)}
+    assert written == {1: True, 2: False, 3: True}
+
+
+def test_a_deleted_chapter_file_is_written_again_from_stored_codes(tmp_path: Path, store):
+    stitch = StitchOptions(loudness_lufs=None)
+    synth_to_folder(make_plan(BOOK), tmp_path / "out", store, stitch)
+    before = (tmp_path / "out" / "02-part-2.wav").read_bytes()
+    (tmp_path / "out" / "02-part-2.wav").unlink()
+    generator = FakeGenerator()
+    synth_to_folder(make_plan(BOOK), tmp_path / "out", store, stitch, generator)
+    assert generator.requests == []
+    assert (tmp_path / "out" / "02-part-2.wav").read_bytes() == before
+
+
+def test_stream_sink_writes_one_valid_wav(store):
     buffer = io.BytesIO()
     stitch = StitchOptions(loudness_lufs=None)
     voice = VoicePrompt(codes=np.arange(10, dtype=np.int64), text="Hi.")
     synth = Synthesizer(FakeGenerator(), FakeCodec(), SamplingOptions(), EngineOptions())
-    events = list(synth.run(make_plan(BOOK), StreamSink(buffer, stitch), voice))
+    events = list(synth.run(make_plan(BOOK), StreamSink(buffer, stitch), RunContext(store=store, worker="w"), voice))
     buffer.seek(0)
     data, rate = sf.read(buffer)
     total = sum(e.audio_seconds for e in events if isinstance(e, ChapterWritten))

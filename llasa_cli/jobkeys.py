@@ -1,0 +1,55 @@
+"""Keys that decide what a rerun must redo: a segment's key changes exactly when its codes
+would, and a chapter's digest exactly when its file would.
+
+Invalidation follows from this, with nothing to maintain by hand: a changed model, codec,
+voice, seed or sampling option changes every segment key (everything is synthesised again);
+an edited sentence changes its segment's key only; changed pauses, loudness or format change
+the chapter digests only (files are re-stitched from stored codes, nothing is re-synthesised).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+from collections.abc import Sequence
+
+from .constants import CODES_PER_SECOND, CONTEXT_TOKENS
+from .jobstore import segment_key
+from .options import EngineOptions, SamplingOptions
+from .plan import Chapter, Segment
+from .protocols import VoicePrompt
+
+# Every segment may emit at least this many codes (about a second), whatever its estimate,
+# so a very short text ("I.") is never cut off by the cap.
+MIN_TOKEN_CAP = CODES_PER_SECOND
+
+
+def token_cap(est_seconds: float, prompt_tokens: int, headroom: float) -> int:
+    """Most codes a segment may generate: its estimate with headroom, within the context."""
+    wanted = max(MIN_TOKEN_CAP, math.ceil(est_seconds * CODES_PER_SECOND * headroom))
+    room = CONTEXT_TOKENS - prompt_tokens
+    return max(0, min(wanted, room))
+
+
+class JobKeys:
+    def __init__(self, engine: EngineOptions, sampling: SamplingOptions, voice: VoicePrompt) -> None:
+        self.engine = engine
+        self.voice = voice
+        self.sampling = {k: v for k, v in dataclasses.asdict(sampling).items() if k != "seed"}
+        self.seed = sampling.seed
+
+    def segment(self, segment: Segment) -> str:
+        sampling = {**self.sampling, "length_headroom": self.engine.length_headroom}
+        return segment_key(segment.text, self.voice, self.engine.model, self.engine.codec, sampling, self.seed)
+
+    @staticmethod
+    def chapter_digest(chapter: Chapter, segments: Sequence[Segment], keys: Sequence[str], sink: str) -> str:
+        """Digest of everything a chapter file is made of: its segments' codes, pauses and the sink's settings."""
+        payload = {
+            "slug": chapter.slug,
+            "pieces": [[key, segment.pause_after.value] for key, segment in zip(keys, segments, strict=True)],
+            "sink": sink,
+        }
+        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
