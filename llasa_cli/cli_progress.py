@@ -13,7 +13,16 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from .plan import Plan
 from .plan_view import format_duration
-from .synthesis_events import ChapterWritten, Event, JobOpened, NarratorFixed, RunStopped, SegmentDone, Waiting
+from .synthesis_events import (
+    ChapterWritten,
+    Event,
+    JobFinished,
+    JobOpened,
+    NarratorFixed,
+    RunStopped,
+    SegmentDone,
+    Waiting,
+)
 
 
 class RunTally:
@@ -39,10 +48,10 @@ class RunTally:
         return self.elapsed / self.audio_seconds if self.audio_seconds else 0.0
 
     def count(self, event: Event) -> None:
-        if isinstance(event, JobOpened):
+        if isinstance(event, JobOpened | JobFinished):
             self.done = event.done
         elif isinstance(event, SegmentDone):
-            self.done += 1
+            self.done = min(self.total, self.done + 1)
             self.generated += 1
             self.audio_seconds += event.audio_seconds
             if event.empty or event.hit_cap:
@@ -74,7 +83,7 @@ def suspect_reason(event: SegmentDone) -> str:
 class HumanReporter:
     def __init__(self, plan: Plan, interactive: bool, quiet: bool = False) -> None:
         self.tally = RunTally(plan)
-        self.console = Console(stderr=True, highlight=False)
+        self.console = Console(stderr=True, highlight=False, soft_wrap=True)
         self.quiet = quiet
         self.bar: Progress | None = None
         if interactive and not quiet:
@@ -160,6 +169,8 @@ class JsonReporter:
 def event_fields(event: Event) -> tuple[str, dict[str, Any]] | None:
     if isinstance(event, JobOpened):
         return "job", {"total": event.total, "done": event.done}
+    if isinstance(event, JobFinished):
+        return "finished", {"total": event.total, "done": event.done}
     if isinstance(event, NarratorFixed):
         return "narrator", {"id": event.segment.segment_id, "text": event.segment.text}
     if isinstance(event, SegmentDone):

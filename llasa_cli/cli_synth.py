@@ -23,6 +23,7 @@ from .cli_common import (
 )
 from .constants import DEFAULT_MAX_SEGMENT_SECONDS, SAMPLE_RATE
 from .errors import InvalidOptionError
+from .manuscript import Manuscript
 from .options import EngineOptions, SamplingOptions, StitchOptions
 from .run import RunRequest
 
@@ -129,7 +130,9 @@ def synth(
     raise typer.Exit(_execute(request, mode, max_minutes))
 
 
-def _execute(request: RunRequest, output_mode: OutputMode, max_minutes: float | None) -> int:
+def _execute(
+    request: RunRequest, output_mode: OutputMode, max_minutes: float | None, manuscript: Manuscript | None = None
+) -> int:
     from .cli_progress import HumanReporter, JsonReporter
     from .interrupts import StopController
     from .plan_view import print_plan
@@ -145,11 +148,12 @@ def _execute(request: RunRequest, output_mode: OutputMode, max_minutes: float | 
         resolve_voice,
         run_events,
         work_dir_of,
+        worker_alive,
     )
     from .synthesis import RunContext
 
     check_request(request, output_mode.json)
-    manuscript = read_input(request)
+    manuscript = manuscript or read_input(request)
     plan = load_plan(request, manuscript)
     if request.dry_run:
         for message in plan.warnings:
@@ -167,7 +171,11 @@ def _execute(request: RunRequest, output_mode: OutputMode, max_minutes: float | 
             reporter.warn(models.notice)
         voice = resolve_voice(request, models)
         context = RunContext(
-            store=store, worker=new_worker_id(), stop_reason=stop.stop_reason, log=RunLog(work_dir_of(request))
+            store=store,
+            worker=new_worker_id(),
+            stop_reason=stop.stop_reason,
+            log=RunLog(work_dir_of(request)),
+            worker_alive=worker_alive,
         )
         try:
             for event in run_events(request, plan, models, voice, open_sink(request), context):

@@ -354,6 +354,22 @@ class JobStore:
         return held
 
     @_db_op
+    def holders(self, keys: Sequence[str], now: float | None = None) -> dict[str, str]:
+        """key -> worker, for the given keys that are leased live and not done."""
+        now = time.time() if now is None else now
+        found: dict[str, str] = {}
+        for chunk in _chunks(_unique(keys)):
+            marks = ",".join("?" * len(chunk))
+            found.update(
+                self._conn.execute(
+                    f"""SELECT key, worker FROM segments WHERE key IN ({marks}) AND status != 'done'
+                        AND worker IS NOT NULL AND lease_until > ?""",
+                    (*chunk, now),
+                )
+            )
+        return found
+
+    @_db_op
     def release(self, keys: Sequence[str], worker: str) -> None:
         with self._tx() as db:
             db.executemany(
@@ -473,6 +489,15 @@ class JobStore:
                 for chapter, total, done, failed, codes, est in rows
             )
         )
+
+    @_db_op
+    def work_rate(self) -> tuple[float, float]:
+        """(processing seconds, audio seconds) over the finished segments of the plan, for ETAs."""
+        row = self._row(
+            """SELECT COALESCE(SUM(json_extract(s.timings, '$.seconds')), 0.0), COALESCE(SUM(s.n_codes), 0)
+               FROM positions p JOIN segments s ON s.key = p.key WHERE s.status = 'done'"""
+        )
+        return float(row[0]), float(row[1]) / CODES_PER_SECOND
 
     @_db_op
     def record_chapter(self, chapter: int, digest: str, path: str) -> None:

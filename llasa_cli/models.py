@@ -88,12 +88,20 @@ def load_pretrained(
             raise ModelLoadError(f"{what} path {source.spec!r} is a file, not a model folder")
         if needs_config and not (folder / "config.json").is_file():
             raise ModelLoadError(f"{source.spec!r} is not a {what} folder: it has no config.json")
+    _quiet_loading()
     try:
         return loader(source.location, local_files_only=source.is_local, **kwargs)
     except Exception as exc:
         if not source.is_local and not _in_hub_cache(source.location):
             raise ModelNotFoundError(download_hint(source.location)) from exc
         raise ModelLoadError(f"cannot load {what} from {source.spec!r}: {_first_line(exc)}") from exc
+
+
+def _quiet_loading() -> None:
+    """transformers' per-file progress bars would interleave with our own progress on stderr."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
 
 
 # -- devices and dtypes -----------------------------------------------------------

@@ -32,6 +32,7 @@ from .synthesis_events import (
     ChapterSink,
     ChapterWritten,
     Event,
+    JobFinished,
     JobOpened,
     NarratorFixed,
     RunStopped,
@@ -68,6 +69,9 @@ class RunContext:
     lease_seconds: float = DEFAULT_LEASE_SECONDS
     poll_seconds: float = POLL_SECONDS
     sleep: Callable[[float], None] = time.sleep
+    # Whether the run holding a lease still lives; a dead one's claims are released at once
+    # instead of waiting out the lease (a resume right after a crash must not wait 15 minutes).
+    worker_alive: Callable[[str], bool] = lambda worker: True
     keys: dict[str, str] = field(default_factory=dict)  # segment id -> segment key
 
 
@@ -92,8 +96,7 @@ class Synthesizer:
         voice = yield from self._narrator(plan, context, voice)
         if voice is None:
             return  # stopped while waiting for another run to fix the narrator
-        keys = JobKeys(self.engine, self.sampling, voice)
-        context.keys = {s.segment_id: keys.segment(s) for s in plan.segments}
+        context.keys = keys_for(plan, self.engine, self.sampling, voice)
         context.store.sync_plan([PlanRow.from_segment(context.keys[s.segment_id], s) for s in plan.segments])
         opened = context.store.status()
         yield JobOpened(total=opened.total, done=opened.done)
@@ -106,7 +109,7 @@ class Synthesizer:
                     return
                 finished = yield from self._work_on(plan, chapter, context, voice)
                 if finished:
-                    yield self._write(plan, chapter, sink, context)
+                    yield write_chapter(plan, chapter, sink, context, self.codec)
                 else:
                     left.append(chapter)
             if left:
@@ -114,6 +117,8 @@ class Synthesizer:
                 context.sleep(context.poll_seconds)
             waiting = left
         sink.close()
+        finished = context.store.status()
+        yield JobFinished(total=finished.total, done=finished.done)
 
     def _work_on(self, plan: Plan, chapter: Chapter, context: RunContext, voice: VoicePrompt) -> Iterator[Event]:
         """Generate the chapter's claimable segments, a batch at a time; True when all are done."""
@@ -126,7 +131,7 @@ class Synthesizer:
                 return True
             if context.stop_reason() is not None:
                 return False
-            claimed = context.store.claim(pending, context.worker, context.lease_seconds, limit=self.engine.batch_size)
+            claimed = _claim(context, pending, self.engine.batch_size)
             if not claimed:
                 return False  # another run holds the rest
             batch = [by_key[k] for k in claimed]
@@ -148,19 +153,6 @@ class Synthesizer:
             worker=context.worker,
         )
         context.log(f"done {key} codes={len(item.result.codes)} hit_cap={int(item.result.hit_cap)}")
-
-    def _write(self, plan: Plan, chapter: Chapter, sink: ChapterSink, context: RunContext) -> ChapterWritten:
-        segments = plan.segments_of(chapter.number)
-        chapter_keys = [context.keys[s.segment_id] for s in segments]
-        digest = JobKeys.chapter_digest(chapter, segments, chapter_keys, sink.fingerprint())
-        if context.store.chapter_digest(chapter.number) == digest and sink.exists(chapter):
-            return ChapterWritten(chapter, sink.destination(chapter), audio_seconds=0.0, unchanged=True)
-        codes = [context.store.codes(k) for k in chapter_keys]
-        audios = self.codec.decode([c if c is not None else np.zeros(0, np.int64) for c in codes])
-        written = sink.write(chapter, list(zip(audios, segments, strict=True)))
-        context.store.record_chapter(chapter.number, digest, written.destination)
-        context.log(f"chapter {chapter.number} -> {written.destination}")
-        return written
 
     # --- generation -----------------------------------------------------------
 
@@ -189,7 +181,7 @@ class Synthesizer:
             store.save_voice(voice)
             return voice
         while (stored := store.load_voice()) is None:
-            if store.claim([NARRATOR_KEY], context.worker, context.lease_seconds):
+            if _claim(context, [NARRATOR_KEY], 1):
                 segment, fixed = self._fix_narrator(plan)
                 store.save_voice(fixed)
                 store.record_done(
@@ -218,6 +210,44 @@ class Synthesizer:
             if len(item.result.codes) and not item.result.hit_cap:
                 break
         return segment, VoicePrompt(codes=item.result.codes, text=segment.text)
+
+
+def _claim(context: RunContext, keys: list[str], limit: int) -> list[str]:
+    """Claim up to `limit` keys, first freeing those whose holder has died."""
+    claimed = context.store.claim(keys, context.worker, context.lease_seconds, limit=limit)
+    if claimed:
+        return claimed
+    dead = {w for w in context.store.holders(keys).values() if w != context.worker and not context.worker_alive(w)}
+    for worker in dead:
+        context.log(f"releasing the claims of {worker}, which is no longer running")
+        context.store.release(keys, worker)
+    return context.store.claim(keys, context.worker, context.lease_seconds, limit=limit) if dead else []
+
+
+def keys_for(plan: Plan, engine: EngineOptions, sampling: SamplingOptions, voice: VoicePrompt) -> dict[str, str]:
+    """Segment id -> job key, for every segment of the plan."""
+    keys = JobKeys(engine, sampling, voice)
+    return {s.segment_id: keys.segment(s) for s in plan.segments}
+
+
+def write_chapter(
+    plan: Plan, chapter: Chapter, sink: ChapterSink, context: RunContext, codec: SpeechCodec, force: bool = False
+) -> ChapterWritten:
+    """Stitch a finished chapter from its stored codes, unless its file is already what they make."""
+    segments = plan.segments_of(chapter.number)
+    chapter_keys = [context.keys[s.segment_id] for s in segments]
+    digest = JobKeys.chapter_digest(chapter, segments, chapter_keys, sink.fingerprint())
+    if not force and context.store.chapter_digest(chapter.number) == digest and sink.exists(chapter):
+        return ChapterWritten(chapter, sink.destination(chapter), audio_seconds=0.0, unchanged=True)
+    codes = [context.store.codes(k) for k in chapter_keys]
+    missing = [s.segment_id for s, c in zip(segments, codes, strict=True) if c is None]
+    if missing:
+        raise ValueError(f"chapter {chapter.number} is not finished: segments {', '.join(missing)} have no codes")
+    audios = codec.decode(codes)
+    written = sink.write(chapter, list(zip(audios, segments, strict=True)))
+    context.store.record_chapter(chapter.number, digest, written.destination)
+    context.log(f"chapter {chapter.number} -> {written.destination}")
+    return written
 
 
 def choose_narrator_segment(segments: Sequence[Segment]) -> Segment:

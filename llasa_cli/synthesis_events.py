@@ -21,6 +21,14 @@ class JobOpened:
 
 
 @dataclass(frozen=True)
+class JobFinished:
+    """Every chapter is written; counts are the job's, including other runs' work."""
+
+    total: int
+    done: int
+
+
+@dataclass(frozen=True)
 class NarratorFixed:
     """No voice was given: this segment's speech became the voice of the whole book."""
 
@@ -64,7 +72,7 @@ class RunStopped:
     reason: str
 
 
-Event = JobOpened | NarratorFixed | SegmentDone | ChapterWritten | Waiting | RunStopped
+Event = JobOpened | JobFinished | NarratorFixed | SegmentDone | ChapterWritten | Waiting | RunStopped
 
 
 class ChapterSink(Protocol):
