@@ -28,7 +28,7 @@ from .cli_common import (
     warn,
 )
 from .constants import DEFAULT_MAX_SEGMENT_SECONDS
-from .errors import LlasaError
+from .errors import LlasaError, OutputError
 
 EXIT_OK = 0
 EXIT_INTERNAL = 1
@@ -101,6 +101,10 @@ def main(argv: list[str] | None = None) -> int:
     except click.ClickException as exc:
         exc.show()
         return exc.exit_code
+    except OSError as exc:  # one the library did not foresee: still one line, never a traceback
+        where = f" ({exc.filename})" if exc.filename else ""
+        typer.echo(f"llasa: error: {exc.strerror or exc}{where}", err=True)
+        return OutputError.exit_code
     except (click.exceptions.Abort, KeyboardInterrupt):
         typer.echo("llasa: interrupted", err=True)
         return EXIT_INTERRUPTED

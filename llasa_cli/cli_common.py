@@ -9,6 +9,10 @@ import typer
 
 from .options import TextOptions
 
+# Run outcomes; errors have their codes on their classes in errors.py.
+EXIT_OK = 0
+EXIT_PARTIAL = 3
+
 # --- options shared by `split` and `synth` -----------------------------------
 
 EncodingOpt = Annotated[

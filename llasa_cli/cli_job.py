@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
+from .cli_common import EXIT_PARTIAL
 from .errors import InputNotFoundError, InvalidOptionError
 
 OutdirArg = Annotated[Path, typer.Argument(help="The output folder of a synth run.")]
@@ -116,7 +117,7 @@ def stitch(outdir: OutdirArg, work_dir: WorkDirOpt = None) -> None:
                 skipped.append(chapter.number)
     if skipped:
         typer.echo(f"llasa: warning: chapters {skipped} are not finished; run synth again to finish them", err=True)
-        raise typer.Exit(3)
+        raise typer.Exit(EXIT_PARTIAL)
 
 
 def redo(

@@ -10,6 +10,8 @@ from typing import Annotated
 import typer
 
 from .cli_common import (
+    EXIT_OK,
+    EXIT_PARTIAL,
     ChapterPatternOpt,
     EncodingOpt,
     LangOpt,
@@ -26,9 +28,6 @@ from .errors import InvalidOptionError
 from .manuscript import Manuscript
 from .options import EngineOptions, SamplingOptions, StitchOptions
 from .run import RunRequest
-
-EXIT_OK = 0
-EXIT_PARTIAL = 3
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,8 @@ import json
 import math
 from collections.abc import Sequence
 
+import numpy as np
+
 from .constants import CODES_PER_SECOND, CONTEXT_TOKENS
 from .jobstore import segment_key
 from .options import EngineOptions, SamplingOptions
@@ -45,11 +47,14 @@ class JobKeys:
         return segment_key(segment.text, self.voice, self.engine.model, self.engine.codec, sampling, self.seed)
 
     @staticmethod
-    def chapter_digest(chapter: Chapter, segments: Sequence[Segment], keys: Sequence[str], sink: str) -> str:
-        """Digest of everything a chapter file is made of: its segments' codes, pauses and the sink's settings."""
-        payload = {
-            "slug": chapter.slug,
-            "pieces": [[key, segment.pause_after.value] for key, segment in zip(keys, segments, strict=True)],
-            "sink": sink,
-        }
+    def chapter_digest(chapter: Chapter, segments: Sequence[Segment], codes: Sequence[np.ndarray], sink: str) -> str:
+        """Digest of everything a chapter file is made of: its segments' codes, pauses and the sink's settings.
+
+        The codes themselves, not the keys, so a `redo` (same key, new take) rewrites the chapter.
+        """
+        pieces = [
+            [hashlib.sha256(np.asarray(c, dtype=np.int64).tobytes()).hexdigest(), segment.pause_after.value]
+            for c, segment in zip(codes, segments, strict=True)
+        ]
+        payload = {"slug": chapter.slug, "pieces": pieces, "sink": sink}
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()

@@ -235,14 +235,13 @@ def write_chapter(
 ) -> ChapterWritten:
     """Stitch a finished chapter from its stored codes, unless its file is already what they make."""
     segments = plan.segments_of(chapter.number)
-    chapter_keys = [context.keys[s.segment_id] for s in segments]
-    digest = JobKeys.chapter_digest(chapter, segments, chapter_keys, sink.fingerprint())
-    if not force and context.store.chapter_digest(chapter.number) == digest and sink.exists(chapter):
-        return ChapterWritten(chapter, sink.destination(chapter), audio_seconds=0.0, unchanged=True)
-    codes = [context.store.codes(k) for k in chapter_keys]
+    codes = [context.store.codes(context.keys[s.segment_id]) for s in segments]
     missing = [s.segment_id for s, c in zip(segments, codes, strict=True) if c is None]
     if missing:
         raise ValueError(f"chapter {chapter.number} is not finished: segments {', '.join(missing)} have no codes")
+    digest = JobKeys.chapter_digest(chapter, segments, codes, sink.fingerprint())
+    if not force and context.store.chapter_digest(chapter.number) == digest and sink.exists(chapter):
+        return ChapterWritten(chapter, sink.destination(chapter), audio_seconds=0.0, unchanged=True)
     audios = codec.decode(codes)
     written = sink.write(chapter, list(zip(audios, segments, strict=True)))
     context.store.record_chapter(chapter.number, digest, written.destination)
