@@ -97,7 +97,7 @@ def _sync_folder(folder: Path) -> None:
         os.close(fd)
 
 
-def _atomic_write(path: Path, fill: Callable[[Path, BinaryIO], None]) -> Path:
+def atomic_write(path: Path, fill: Callable[[Path, BinaryIO], None]) -> Path:
     """Create a temp file next to `path`, let `fill` write it, then os.replace it into place."""
     path = Path(path)
     folder = path.parent
@@ -125,7 +125,7 @@ def _atomic_write(path: Path, fill: Callable[[Path, BinaryIO], None]) -> Path:
 
 def atomic_write_bytes(path: Path, data: bytes) -> Path:
     """Write `data` to `path` atomically (temp file in the same folder + os.replace)."""
-    return _atomic_write(Path(path), lambda _temp, handle: _write_all(handle, data))
+    return atomic_write(Path(path), lambda _temp, handle: _write_all(handle, data))
 
 
 def encode_soundfile(audio: np.ndarray, sr: int, fmt: str) -> bytes:
@@ -182,4 +182,4 @@ def export_audio(audio: np.ndarray, sr: int, path: Path, fmt: str, sample_rate: 
     if fmt in SOUNDFILE_FORMATS:
         encoded = encode_soundfile(data, sample_rate, fmt)
         return atomic_write_bytes(path, encoded)
-    return _atomic_write(path, _ffmpeg_fill(data, sample_rate, fmt, path))
+    return atomic_write(path, _ffmpeg_fill(data, sample_rate, fmt, path))
