@@ -106,7 +106,7 @@ def stitch(outdir: OutdirArg, work_dir: WorkDirOpt = None) -> None:
         device, _ = pick_device(request.engine.device)
         codec = load_codec(request.engine.codec, device)
         context = RunContext(store=store, worker="stitch", keys=keys_for(plan, request.engine, request.sampling, voice))
-        sink = open_sink(request)
+        sink = open_sink(request, manuscript)
         done = store.done_keys(list(context.keys.values()))
         skipped = []
         for chapter in plan.chapters:

@@ -29,6 +29,8 @@ from .manuscript import Manuscript
 from .options import EngineOptions, SamplingOptions, StitchOptions
 from .run import RunRequest
 
+ACX = "acx"
+
 
 @dataclass(frozen=True)
 class OutputMode:
@@ -87,7 +89,9 @@ def synth(
     top_k: Annotated[int, typer.Option("--top-k", help="0 turns top-k off.")] = _DEFAULT_SAMPLING.top_k,
     repetition_penalty: Annotated[float, typer.Option("--repetition-penalty")] = _DEFAULT_SAMPLING.repetition_penalty,
     seed: Annotated[int, typer.Option("--seed", help="Run seed; each segment derives its own.")] = 0,
-    fmt: Annotated[str, typer.Option("--format", help="wav, flac, mp3 or opus.")] = _DEFAULT_STITCH.format,
+    fmt: Annotated[str, typer.Option("--format", help="wav, flac, mp3, opus or m4b (one audiobook).")] = (
+        _DEFAULT_STITCH.format
+    ),
     sample_rate: Annotated[int, typer.Option("--sample-rate", help="Output sample rate in Hz.")] = SAMPLE_RATE,
     loudness: Annotated[str, typer.Option("--loudness", help="Target integrated loudness in LUFS, or 'off'.")] = str(
         _DEFAULT_STITCH.loudness_lufs
@@ -96,6 +100,18 @@ def synth(
     paragraph_pause: Annotated[float, typer.Option("--paragraph-pause")] = _DEFAULT_STITCH.paragraph_pause,
     title_pause: Annotated[float, typer.Option("--title-pause")] = _DEFAULT_STITCH.title_pause,
     chapter_pause: Annotated[float, typer.Option("--chapter-pause")] = _DEFAULT_STITCH.chapter_pause,
+    subtitles: Annotated[
+        bool, typer.Option("--subtitles", help="Write SRT, WebVTT and a JSON manifest beside each chapter.")
+    ] = False,
+    keep_front_matter: Annotated[
+        bool, typer.Option("--keep-front-matter", help="EPUB: keep copyright pages, contents and the like.")
+    ] = False,
+    title: Annotated[str | None, typer.Option("--title", help="Book title (m4b metadata).")] = None,
+    author: Annotated[str | None, typer.Option("--author")] = None,
+    narrator: Annotated[str | None, typer.Option("--narrator")] = None,
+    year: Annotated[int | None, typer.Option("--year")] = None,
+    genre: Annotated[str | None, typer.Option("--genre")] = None,
+    cover: Annotated[str | None, typer.Option("--cover", help="Cover image (JPEG or PNG) for m4b.")] = None,
 ) -> None:
     """Synthesise a manuscript into one audio file per chapter."""
     text_options = build_text_options(
@@ -110,6 +126,12 @@ def synth(
         voice_text=voice_text,
         dry_run=dry_run,
         work_dir=work_dir,
+        keep_front_matter=keep_front_matter,
+        metadata={
+            k: v
+            for k, v in dict(title=title, author=author, narrator=narrator, year=year, genre=genre, cover=cover).items()
+            if v is not None
+        },
         text=text_options,
         sampling=SamplingOptions(
             temperature=temperature, top_p=top_p, top_k=top_k, repetition_penalty=repetition_penalty, seed=seed
@@ -120,7 +142,9 @@ def synth(
             paragraph_pause=paragraph_pause,
             title_pause=title_pause,
             chapter_pause=chapter_pause,
-            loudness_lufs=_parse_loudness(loudness),
+            loudness_lufs=None if loudness.strip().lower() == ACX else _parse_loudness(loudness),
+            acx=loudness.strip().lower() == ACX,
+            subtitles=subtitles,
             format=fmt,
             sample_rate=sample_rate,
         ),
@@ -155,14 +179,14 @@ def _execute(
     manuscript = manuscript or read_input(request)
     plan = load_plan(request, manuscript)
     if request.dry_run:
-        for message in plan.warnings:
+        for message in (*manuscript.warnings, *plan.warnings):
             warn(message)
         print_plan(plan)
         return EXIT_OK
     reporter = (
         JsonReporter(plan) if output_mode.json else HumanReporter(plan, output_mode.interactive, output_mode.quiet)
     )
-    for message in plan.warnings:
+    for message in (*manuscript.warnings, *plan.warnings):
         reporter.warn(message)
     with open_job(request, manuscript) as store, StopController(max_minutes, notify=reporter.warn) as stop:
         models = load_models(request.engine, request.sampling)
@@ -177,7 +201,7 @@ def _execute(
             worker_alive=worker_alive,
         )
         try:
-            for event in run_events(request, plan, models, voice, open_sink(request), context):
+            for event in run_events(request, plan, models, voice, open_sink(request, manuscript), context):
                 reporter.update(event)
         finally:
             reporter.finish()

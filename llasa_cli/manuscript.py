@@ -9,9 +9,9 @@ from __future__ import annotations
 import codecs
 import re
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from .errors import (
     InputBinaryError,
@@ -37,6 +37,8 @@ _BOMS: tuple[tuple[bytes, str], ...] = (
     (codecs.BOM_UTF16_LE, "utf-16-le"),
     (codecs.BOM_UTF16_BE, "utf-16-be"),
 )
+EPUB_SUFFIX = ".epub"
+
 # An ATX heading: up to three spaces, 1-6 '#', then a space or the end of the line.
 _ATX_HEADING = re.compile(r"^ {0,3}#{1,6}(?:[ \t]|$)", re.MULTILINE)
 
@@ -48,9 +50,14 @@ class Manuscript:
     name: str
     text: str
     is_markdown: bool
+    # Book metadata found in YAML front matter (or an EPUB's package), not spoken.
+    front_matter: dict[str, Any] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()
 
 
-def read_manuscript(source: str, encoding: str | None = None, stdin: BinaryIO | None = None) -> Manuscript:
+def read_manuscript(
+    source: str, encoding: str | None = None, stdin: BinaryIO | None = None, keep_front_matter: bool = False
+) -> Manuscript:
     """Read `source` (a path, or "-" for `stdin`) and decode it.
 
     UTF-8 with or without a byte-order mark is the default; a UTF-16/32 mark is
@@ -59,6 +66,8 @@ def read_manuscript(source: str, encoding: str | None = None, stdin: BinaryIO | 
     """
     if encoding is not None:
         _check_encoding(encoding)
+    if source != STDIN_SOURCE and Path(source).suffix.lower() == EPUB_SUFFIX:
+        return _read_epub(source, keep_front_matter)
     if source == STDIN_SOURCE:
         name = STDIN_NAME
         data = (stdin if stdin is not None else sys.stdin.buffer).read()
@@ -72,7 +81,32 @@ def read_manuscript(source: str, encoding: str | None = None, stdin: BinaryIO | 
         is_markdown = _ATX_HEADING.search(text) is not None
     else:
         is_markdown = Path(source).suffix.lower() in MARKDOWN_SUFFIXES
-    return Manuscript(name=name, text=text, is_markdown=is_markdown)
+    return _with_front_matter(Manuscript(name=name, text=text, is_markdown=is_markdown), source)
+
+
+def _with_front_matter(manuscript: Manuscript, source: str) -> Manuscript:
+    """Split YAML front matter (title, author...) off a Markdown manuscript: metadata, not speech."""
+    if not manuscript.is_markdown:
+        return manuscript
+    from .metadata import parse_front_matter
+
+    base = None if source == STDIN_SOURCE else Path(source).parent
+    front, body = parse_front_matter(manuscript.text, base)
+    if not front:
+        return manuscript
+    if not body.strip():
+        raise InputEmptyError(f"{manuscript.name}: the manuscript has front matter but no text")
+    return Manuscript(name=manuscript.name, text=body, is_markdown=True, front_matter=front)
+
+
+def _read_epub(source: str, keep_front_matter: bool) -> Manuscript:
+    from .epub import epub_to_manuscript_text, read_epub
+
+    book = read_epub(source, keep_front_matter=keep_front_matter)
+    front = {"title": book.title, "author": ", ".join(book.authors) if book.authors else None}
+    text = epub_to_manuscript_text(book)
+    found = {k: v for k, v in front.items() if v}
+    return Manuscript(name=source, text=text, is_markdown=True, front_matter=found, warnings=tuple(book.warnings))
 
 
 def manuscript_from_text(text: str, name: str = "<text>", is_markdown: bool = False) -> Manuscript:

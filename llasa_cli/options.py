@@ -12,7 +12,7 @@ from .constants import DEFAULT_MAX_SEGMENT_SECONDS, SAMPLE_RATE
 from .errors import InvalidOptionError
 
 SUPPORTED_LANGS = ("en", "zh")
-EXPORT_FORMATS = ("wav", "flac", "mp3", "opus")
+EXPORT_FORMATS = ("wav", "flac", "mp3", "opus", "m4b")
 DEVICES = ("auto", "cuda", "mps", "cpu")
 DTYPES = ("auto", "bfloat16", "float16", "float32")
 
@@ -111,6 +111,8 @@ class StitchOptions:
     fade_ms: float = 10.0
     trim_db: float = -45.0  # below this (dBFS, relative to full scale) counts as silence when trimming
     loudness_lufs: float | None = -18.0  # None: no loudness normalisation
+    acx: bool = False  # master to the ACX rules instead (RMS, peak, noise floor, room tone)
+    subtitles: bool = False  # SRT, WebVTT and a JSON manifest beside each chapter file
     true_peak_dbtp: float = -1.0
     format: str = "wav"
     sample_rate: int = SAMPLE_RATE
@@ -130,6 +132,10 @@ class StitchOptions:
         _require(8_000 <= self.sample_rate <= 192_000, f"--sample-rate must be 8000-192000, not {self.sample_rate}")
         if self.loudness_lufs is not None:
             _require(-70.0 <= self.loudness_lufs <= -5.0, f"--loudness must be -70..-5 LUFS, not {self.loudness_lufs}")
+        _require(
+            not (self.acx and self.loudness_lufs is not None),
+            "--loudness takes a LUFS target or 'acx', not both",
+        )
         _require(-20.0 <= self.true_peak_dbtp <= 0.0, f"true peak must be -20..0 dBTP, not {self.true_peak_dbtp}")
         _require(
             not (self.format == "opus" and self.sample_rate not in (8_000, 12_000, 16_000, 24_000, 48_000)),
@@ -145,3 +151,82 @@ class RunOptions:
     sampling: SamplingOptions = field(default_factory=SamplingOptions)
     engine: EngineOptions = field(default_factory=EngineOptions)
     stitch: StitchOptions = field(default_factory=StitchOptions)
+
+
+VERIFY_ASR_BACKENDS = ("openai-whisper", "faster-whisper")
+VERIFY_SPEAKER_BACKENDS = ("wavlm", "ecapa")
+# Cosine similarity to the narrator's reference clip at or above which a segment counts as the same
+# voice. The WavLM x-vector model card uses 0.86 for real recordings of one speaker; synthesised
+# speech sits a little lower, so the default is 0.80. ECAPA scores run lower (about 0.25-0.5).
+DEFAULT_MIN_SIMILARITY = {"wavlm": 0.80, "ecapa": 0.40}
+MAX_RETRIES = 20
+
+
+@dataclass(frozen=True)
+class VerifyOptions:
+    """Checks run on every synthesised segment, their thresholds, and the retry policy.
+
+    Signal checks (no model): speech rate = seconds from first to last voiced frame per character
+    of text (CJK characters weigh CHARS_PER_SECOND / CJK_CHARS_PER_SECOND), leading / trailing /
+    longest inner silence, clipped-sample share, RMS level of the voiced frames, and whether
+    generation hit its token cap. ASR: WER (en) or CER (zh) of a Whisper transcript. Speaker:
+    cosine similarity of a speaker embedding to the reference clip's.
+    """
+
+    enabled: bool = True  # False: --no-verify
+    strict: bool = False  # a segment still failing after all retries fails the run
+    retries: int = 3  # regenerations (new seed) of a failing segment
+    check_asr: bool = True
+    check_speaker: bool = True  # needs a reference clip; skipped without one
+    asr_backend: str = "openai-whisper"
+    asr_model: str | None = None  # None: turbo on CUDA, base elsewhere
+    speaker_backend: str = "wavlm"
+    speaker_model: str | None = None  # None: microsoft/wavlm-base-plus-sv (speechbrain/spkrec-ecapa-voxceleb)
+    batch_size: int = 8  # clips per ASR / speaker-model batch
+    max_wer: float = 0.3
+    max_cer: float = 0.25
+    min_similarity: float | None = None  # None: DEFAULT_MIN_SIMILARITY of the speaker backend
+    min_seconds_per_char: float = 0.035  # below: audio too short for its text (early stop, skipped words)
+    max_seconds_per_char: float = 0.2  # above: runaway babble or long stalls
+    max_lead_silence: float = 1.5  # seconds
+    max_trail_silence: float = 1.5
+    max_inner_silence: float = 2.0
+    max_clipping: float = 0.005  # share of samples at full scale
+    min_rms_dbfs: float = -45.0  # RMS of the voiced frames
+
+    def __post_init__(self) -> None:
+        _require(0 <= self.retries <= MAX_RETRIES, f"--retries must be 0-{MAX_RETRIES}, not {self.retries}")
+        _require(not (self.strict and not self.enabled), "--strict and --no-verify cannot be used together")
+        _require(
+            self.asr_backend in VERIFY_ASR_BACKENDS,
+            f"--asr-backend must be one of {VERIFY_ASR_BACKENDS}, not {self.asr_backend!r}",
+        )
+        _require(
+            self.speaker_backend in VERIFY_SPEAKER_BACKENDS,
+            f"--speaker-backend must be one of {VERIFY_SPEAKER_BACKENDS}, not {self.speaker_backend!r}",
+        )
+        _require(self.batch_size >= 1, f"--verify-batch-size must be >= 1, not {self.batch_size}")
+        _require(self.max_wer >= 0.0, f"--max-wer must be >= 0, not {self.max_wer}")
+        _require(self.max_cer >= 0.0, f"--max-cer must be >= 0, not {self.max_cer}")
+        if self.min_similarity is not None:
+            _require(-1.0 <= self.min_similarity <= 1.0, f"--min-similarity must be -1..1, not {self.min_similarity}")
+        _require(
+            0.0 <= self.min_seconds_per_char < self.max_seconds_per_char,
+            "the speech-rate band needs 0 <= min seconds per character < max seconds per character, "
+            f"not {self.min_seconds_per_char} .. {self.max_seconds_per_char}",
+        )
+        silences = {
+            "--max-lead-silence": self.max_lead_silence,
+            "--max-trail-silence": self.max_trail_silence,
+            "--max-inner-silence": self.max_inner_silence,
+        }
+        for name, value in silences.items():
+            _require(value >= 0.0, f"{name} must be >= 0 seconds, not {value}")
+        _require(0.0 <= self.max_clipping <= 1.0, f"--max-clipping must be 0..1, not {self.max_clipping}")
+        _require(-120.0 <= self.min_rms_dbfs <= 0.0, f"--min-rms-dbfs must be -120..0, not {self.min_rms_dbfs}")
+
+    @property
+    def similarity_threshold(self) -> float:
+        if self.min_similarity is not None:
+            return self.min_similarity
+        return DEFAULT_MIN_SIMILARITY[self.speaker_backend]

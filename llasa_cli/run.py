@@ -22,6 +22,7 @@ from typing import Any, BinaryIO
 from .errors import InputEmptyError, InvalidOptionError, JobStoreError
 from .jobstore import JobStore, manuscript_fingerprint
 from .manuscript import Manuscript
+from .metadata import BookMetadata
 from .options import EngineOptions, SamplingOptions, StitchOptions, TextOptions
 from .plan import Plan
 from .protocols import SpeechCodec, SpeechGenerator, VoicePrompt
@@ -31,6 +32,7 @@ from .synthesis_events import ChapterSink, Event
 STDOUT = "-"
 WORK_DIR_NAME = ".llasa"
 LOG_NAME = "llasa.log"
+M4B_CHAPTERS = "chapters"
 REQUEST_FORMAT = 1
 
 
@@ -45,6 +47,8 @@ class RunRequest:
     asr_model: str | None = None
     dry_run: bool = False
     work_dir: str | None = None  # default: OUTPUT/.llasa; a temporary folder for "-" (no resume)
+    keep_front_matter: bool = False  # EPUB: keep copyright pages, table of contents...
+    metadata: dict[str, Any] = field(default_factory=dict)  # book title, author... from flags (win over the file)
     text: TextOptions = field(default_factory=TextOptions)
     sampling: SamplingOptions = field(default_factory=SamplingOptions)
     engine: EngineOptions = field(default_factory=EngineOptions)
@@ -84,7 +88,7 @@ def read_input(request: RunRequest) -> Manuscript:
         if not request.inline_text.strip():
             raise InputEmptyError("--text is empty: there is nothing to speak")
         return Manuscript(name="--text", text=request.inline_text, is_markdown=False)
-    return read_manuscript(request.source, encoding=request.encoding)
+    return read_manuscript(request.source, encoding=request.encoding, keep_front_matter=request.keep_front_matter)
 
 
 def load_plan(request: RunRequest, manuscript: Manuscript | None = None) -> Plan:
@@ -108,14 +112,34 @@ def resolve_voice(request: RunRequest, models: Models) -> VoicePrompt | None:
     return resolve(request.voice, request.voice_text, models.codec, request.asr_model, models.device)
 
 
-def open_sink(request: RunRequest, stdout: BinaryIO | None = None) -> ChapterSink:
-    from .sinks import FolderSink, StreamSink
+def open_sink(request: RunRequest, manuscript: Manuscript | None = None, stdout: BinaryIO | None = None) -> ChapterSink:
+    from .sinks import FolderSink, M4bSink, StreamSink
 
     if request.output == STDOUT:
         import sys
 
         return StreamSink(stdout or sys.stdout.buffer, request.stitch)
-    return FolderSink(Path(request.output), request.stitch)
+    if request.stitch.format == "m4b":
+        metadata = book_metadata(request, manuscript)
+        folder = work_dir_of(request) or Path(request.output) / WORK_DIR_NAME
+        return M4bSink(Path(request.output), folder / M4B_CHAPTERS, request.stitch, metadata, book_stem(metadata))
+    return FolderSink(Path(request.output), request.stitch, lang=request.text.lang)
+
+
+def book_metadata(request: RunRequest, manuscript: Manuscript | None) -> BookMetadata:
+    from .metadata import merge_metadata
+
+    front = dict(manuscript.front_matter) if manuscript else {}
+    if manuscript and not front.get("title") and request.inline_text is None and request.source != STDOUT:
+        front["title"] = Path(request.source).stem.replace("_", " ").title()
+    return merge_metadata(front, request.metadata)
+
+
+def book_stem(metadata: BookMetadata) -> str:
+    """The audiobook's file name: the title as a slug (never leaving the folder)."""
+    from .chapters import chapter_slug
+
+    return chapter_slug(1, metadata.title or "audiobook", 1).split("-", 1)[1]
 
 
 def work_dir_of(request: RunRequest) -> Path | None:
@@ -148,7 +172,12 @@ def stored_request(store: JobStore) -> tuple[RunRequest, Manuscript]:
     if job is None or "request" not in job.options:
         raise JobStoreError(f"{store.path}: no synth run was recorded in this job")
     request = RunRequest.from_json(job.options["request"])
-    manuscript = Manuscript(name=request.source, text=job.options["manuscript"], is_markdown=job.options["is_markdown"])
+    manuscript = Manuscript(
+        name=request.source,
+        text=job.options["manuscript"],
+        is_markdown=job.options["is_markdown"],
+        front_matter=job.options.get("front_matter", {}),
+    )
     return request, manuscript
 
 
