@@ -252,3 +252,37 @@ def test_stream_sink_writes_one_valid_wav(store):
     total = sum(e.audio_seconds for e in events if isinstance(e, ChapterWritten))
     assert rate == SAMPLE_RATE
     assert len(data) == pytest.approx(total * SAMPLE_RATE, abs=3)
+
+
+def test_a_full_disk_while_writing_a_chapter_loses_no_finished_segment(tmp_path: Path, store, monkeypatch):
+    import errno
+
+    from llasa_cli import export
+    from llasa_cli.errors import OutputError
+
+    real_write = export.atomic_write_bytes
+    calls = {"n": 0}
+
+    def flaky(path, data):
+        calls["n"] += 1
+        if calls["n"] == 2:  # the second chapter file: the disk is full
+            raise export.output_error(Path(path), OSError(errno.ENOSPC, "No space left on device"))
+        return real_write(path, data)
+
+    monkeypatch.setattr(export, "atomic_write_bytes", flaky)
+    stitch = StitchOptions(loudness_lufs=None)
+    with pytest.raises(OutputError, match="full"):
+        synth_to_folder(make_plan(BOOK), tmp_path / "out", store, stitch)
+    assert store.integrity_check() == "ok"
+    finished = store.status().done
+    assert finished >= len(BOOK[0]) + len(BOOK[1])  # chapter two's segments were saved before its file failed
+    assert not list((tmp_path / "out").glob("*.part"))
+    generator = FakeGenerator()
+    events = synth_to_folder(make_plan(BOOK), tmp_path / "out", store, stitch, generator)
+    assert len(generator.requests) == sum(len(c) for c in BOOK) - finished
+    assert sorted(p.name for p in (tmp_path / "out").glob("*.wav")) == [
+        "01-part-1.wav",
+        "02-part-2.wav",
+        "03-part-3.wav",
+    ]
+    assert [e.unchanged for e in events if isinstance(e, ChapterWritten)] == [True, False, False]
