@@ -60,7 +60,7 @@ class SpeechHead:
 
 
 @dataclass
-class _DecodeState:
+class DecodeState:
     """Per-row bookkeeping of one batch's decode loop (all tensors on the model's device)."""
 
     caps: torch.Tensor  # [B] most new tokens
@@ -69,6 +69,33 @@ class _DecodeState:
     ended: torch.Tensor  # [B] bool: stopped by the end token
     choices: torch.Tensor  # [B, steps] scored index chosen at each step
     seen: torch.Tensor | None  # [B, CODEBOOK_SIZE + 1] bool, for the repetition penalty
+
+
+@dataclass
+class DecodeContext:
+    """A batch in the middle of decoding: the key/value cache, attention mask, next position and
+    the last hidden state of every row (the next token's logits come from `hidden`)."""
+
+    cache: Any
+    mask: torch.Tensor  # [B, L]
+    next_position: torch.Tensor  # [B, 1]
+    hidden: torch.Tensor  # [B, H]
+
+    @property
+    def rows(self) -> int:
+        return int(self.hidden.shape[0])
+
+    def select(self, rows: torch.Tensor) -> DecodeContext:
+        """Row i of the result is row `rows[i]` of this batch (rows may repeat, to branch, or be left
+        out, to prune). The cache is reordered in place: this context must not be used afterwards."""
+        rows = rows.to(self.hidden.device)
+        self.cache.reorder_cache(rows)
+        return DecodeContext(
+            cache=self.cache,
+            mask=self.mask.index_select(0, rows),
+            next_position=self.next_position.index_select(0, rows),
+            hidden=self.hidden.index_select(0, rows),
+        )
 
 
 class LlasaGenerator:
@@ -112,7 +139,7 @@ class LlasaGenerator:
         if not requests:
             return []
         prompts = [self.prompt_ids(r.text, r.voice) for r in requests]
-        caps = [max(0, min(r.max_new_tokens, CONTEXT_TOKENS - len(p))) for r, p in zip(requests, prompts, strict=True)]
+        caps = self.token_caps(requests, prompts)
         with torch.inference_mode():
             state = self._decode(prompts, caps, [r.seed for r in requests], [r.voice for r in requests])
         lengths = state.lengths.tolist()
@@ -123,6 +150,45 @@ class LlasaGenerator:
             for row, n in enumerate(lengths)
         ]
 
+    # -- decoding steps (also used by lm_search) ---------------------------------
+
+    @staticmethod
+    def token_caps(requests: Sequence[GenerationRequest], prompts: Sequence[Sequence[int]]) -> list[int]:
+        """Most new tokens per request: its `max_new_tokens`, clipped so prompt + new tokens fit the context."""
+        return [max(0, min(r.max_new_tokens, CONTEXT_TOKENS - len(p))) for r, p in zip(requests, prompts, strict=True)]
+
+    def prefill(self, prompts: list[list[int]]) -> DecodeContext:
+        """Run the left-padded prompts through the LM once: the context to decode from."""
+        from transformers import DynamicCache
+
+        ids, mask = _left_pad(prompts, self._pad_id, self.device)
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        cache = DynamicCache(config=self.model.config)
+        hidden = self._forward(ids, mask, positions, cache)
+        return DecodeContext(cache=cache, mask=mask, next_position=positions[:, -1:] + 1, hidden=hidden)
+
+    def feed(self, context: DecodeContext, choice: torch.Tensor) -> None:
+        """Run one chosen scored index per row ([B]) through the LM, advancing `context` in place."""
+        context.mask = torch.cat([context.mask, context.mask.new_ones((context.mask.shape[0], 1))], dim=-1)
+        ids = self._allowed[choice].unsqueeze(-1)
+        context.hidden = self._forward(ids, context.mask, context.next_position, context.cache)
+        context.next_position = context.next_position + 1
+
+    def logits(self, context: DecodeContext) -> torch.Tensor:
+        """[B, CODEBOOK_SIZE + 1] float logits of each row's next token (index END_INDEX: the end token)."""
+        return self._head(context.hidden)
+
+    def initial_seen(self, voices: Sequence[VoicePrompt | None]) -> torch.Tensor | None:
+        """[B, CODEBOOK_SIZE + 1] codes each row has said (its voice prompt's), for the repetition penalty;
+        None when the penalty is off."""
+        if self.sampling.repetition_penalty == 1.0:
+            return None
+        seen = torch.zeros((len(voices), CODEBOOK_SIZE + 1), dtype=torch.bool, device=self.device)
+        for row, voice in enumerate(voices):
+            if voice is not None and np.asarray(voice.codes).size:
+                seen[row, torch.as_tensor(np.asarray(voice.codes, dtype=np.int64), device=self.device)] = True
+        return seen
+
     def _forward(self, ids: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor, cache: Any) -> torch.Tensor:
         """Run new tokens through the LM body, filling `cache`; the last position's hidden state [B, H]."""
         out = self._base(
@@ -130,51 +196,38 @@ class LlasaGenerator:
         )
         return out.last_hidden_state[:, -1]
 
-    def _initial_state(self, caps: list[int], voices: Sequence[VoicePrompt | None]) -> _DecodeState:
-        rows = len(caps)
-        device = self.device
-        seen = None
-        if self.sampling.repetition_penalty != 1.0:
-            seen = torch.zeros((rows, CODEBOOK_SIZE + 1), dtype=torch.bool, device=device)
-            for row, voice in enumerate(voices):
-                if voice is not None and np.asarray(voice.codes).size:
-                    seen[row, torch.as_tensor(np.asarray(voice.codes, dtype=np.int64), device=device)] = True
-        cap_t = torch.as_tensor(caps, dtype=torch.long, device=device)
-        return _DecodeState(
-            caps=cap_t,
-            lengths=torch.zeros(rows, dtype=torch.long, device=device),
-            finished=cap_t <= 0,
-            ended=torch.zeros(rows, dtype=torch.bool, device=device),
-            choices=torch.zeros((rows, max(max(caps), 1)), dtype=torch.long, device=device),
-            seen=seen,
-        )
-
     def _decode(
         self, prompts: list[list[int]], caps: list[int], seeds: list[int], voices: Sequence[VoicePrompt | None]
-    ) -> _DecodeState:
-        from transformers import DynamicCache
-
-        state = self._initial_state(caps, voices)
+    ) -> DecodeState:
+        state = new_decode_state(caps, self.initial_seen(voices), self.device)
         if bool(state.finished.all()):
             return state
-        ids, mask = _left_pad(prompts, self._pad_id, self.device)
-        positions = (mask.cumsum(-1) - 1).clamp(min=0)
-        next_position = positions[:, -1:] + 1
-        cache = DynamicCache(config=self.model.config)
-        hidden = self._forward(ids, mask, positions, cache)
+        context = self.prefill(prompts)
         rows = torch.arange(len(prompts), device=self.device)
         for step in range(max(caps)):
-            choice = sample_next(self._head(hidden), self.sampling, seeds, step, state.seen)
-            _record(state, rows, step, choice)
+            choice = sample_next(self.logits(context), self.sampling, seeds, step, state.seen)
+            record_choices(state, rows, step, choice)
             if bool(state.finished.all()):
                 break
-            mask = torch.cat([mask, mask.new_ones((mask.shape[0], 1))], dim=-1)
-            hidden = self._forward(self._allowed[choice].unsqueeze(-1), mask, next_position, cache)
-            next_position = next_position + 1
+            self.feed(context, choice)
         return state
 
 
-def _record(state: _DecodeState, rows: torch.Tensor, step: int, choice: torch.Tensor) -> None:
+def new_decode_state(caps: Sequence[int], seen: torch.Tensor | None, device: torch.device) -> DecodeState:
+    """Bookkeeping for rows that may each emit at most `caps[row]` codes."""
+    cap_t = torch.as_tensor(list(caps), dtype=torch.long, device=device)
+    rows = cap_t.shape[0]
+    return DecodeState(
+        caps=cap_t,
+        lengths=torch.zeros(rows, dtype=torch.long, device=device),
+        finished=cap_t <= 0,
+        ended=torch.zeros(rows, dtype=torch.bool, device=device),
+        choices=torch.zeros((rows, max(max(caps), 1)), dtype=torch.long, device=device),
+        seen=seen,
+    )
+
+
+def record_choices(state: DecodeState, rows: torch.Tensor, step: int, choice: torch.Tensor) -> None:
     """Book one step's choices: live rows emit a code or end; rows reaching their cap finish."""
     live = ~state.finished
     is_end = choice == END_INDEX
