@@ -12,6 +12,7 @@ from .options import TextOptions
 # Run outcomes; errors have their codes on their classes in errors.py.
 EXIT_OK = 0
 EXIT_PARTIAL = 3
+EXIT_FLAGGED = 4  # finished, but some segments failed verification (or, with --strict, chapters were held)
 
 # --- options shared by `split` and `synth` -----------------------------------
 

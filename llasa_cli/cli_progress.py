@@ -14,6 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from .plan import Plan
 from .plan_view import format_duration
 from .synthesis_events import (
+    ChapterHeld,
     ChapterWritten,
     Event,
     JobFinished,
@@ -35,6 +36,9 @@ class RunTally:
         self.audio_seconds = 0.0
         self.suspect: list[str] = []
         self.chapters_written = 0
+        self.held: list[int] = []
+        self.flagged: tuple[str, ...] = ()
+        self.retries = 0
         self.stopped: str | None = None
         self.started = time.monotonic()
 
@@ -50,9 +54,14 @@ class RunTally:
     def count(self, event: Event) -> None:
         if isinstance(event, JobOpened | JobFinished):
             self.done = event.done
+        if isinstance(event, JobFinished):
+            self.flagged = event.flagged
+        elif isinstance(event, ChapterHeld):
+            self.held.append(event.chapter.number)
         elif isinstance(event, SegmentDone):
             self.done = min(self.total, self.done + 1)
             self.generated += 1
+            self.retries += event.attempts - 1
             self.audio_seconds += event.audio_seconds
             if event.empty or event.hit_cap:
                 self.suspect.append(event.segment.segment_id)
@@ -68,6 +77,9 @@ class RunTally:
             "segments_done": self.done,
             "segments_generated": self.generated,
             "segments_suspect": self.suspect,
+            "segments_flagged": list(self.flagged),
+            "retries": self.retries,
+            "chapters_held": self.held,
             "chapters_written": self.chapters_written,
             "audio_seconds": round(self.audio_seconds, 3),
             "elapsed_seconds": round(self.elapsed, 3),
@@ -100,8 +112,15 @@ class HumanReporter:
 
     def update(self, event: Event) -> None:
         self.tally.count(event)
-        if isinstance(event, SegmentDone) and (event.empty or event.hit_cap):
+        if isinstance(event, SegmentDone) and event.flagged:
+            self.warn(
+                f"segment {event.segment.segment_id} failed verification after {event.attempts} attempt(s) "
+                f"({', '.join(event.failures)}); keeping the best: {event.segment.text[:60]!r}"
+            )
+        elif isinstance(event, SegmentDone) and (event.empty or event.hit_cap):
             self.warn(f"segment {event.segment.segment_id} {suspect_reason(event)}: {event.segment.text[:60]!r}")
+        elif isinstance(event, ChapterHeld):
+            self.warn(f"--strict: chapter {event.chapter.number} not written; flagged: {', '.join(event.flagged)}")
         elif isinstance(event, ChapterWritten) and not event.unchanged:
             self._say(f"wrote {event.destination} ({format_duration(event.audio_seconds)})")
         elif isinstance(event, NarratorFixed):
@@ -135,7 +154,9 @@ class HumanReporter:
             f"{format_duration(s['audio_seconds'])} of audio made in {format_duration(s['elapsed_seconds'])} "
             f"(RTF {s['real_time_factor']:.2f})"
         )
-        if s["segments_suspect"]:
+        if s["segments_flagged"]:
+            line += f"; {len(s['segments_flagged'])} flagged segment(s), see `llasa report`"
+        elif s["segments_suspect"]:
             line += f"; {len(s['segments_suspect'])} segment(s) need a listen: {', '.join(s['segments_suspect'])}"
         if not self.quiet or s["status"] != "complete":
             self.console.print(line, markup=False)
@@ -170,7 +191,9 @@ def event_fields(event: Event) -> tuple[str, dict[str, Any]] | None:
     if isinstance(event, JobOpened):
         return "job", {"total": event.total, "done": event.done}
     if isinstance(event, JobFinished):
-        return "finished", {"total": event.total, "done": event.done}
+        return "finished", {"total": event.total, "done": event.done, "flagged": list(event.flagged)}
+    if isinstance(event, ChapterHeld):
+        return "held", {"chapter": event.chapter.number, "flagged": list(event.flagged)}
     if isinstance(event, NarratorFixed):
         return "narrator", {"id": event.segment.segment_id, "text": event.segment.text}
     if isinstance(event, SegmentDone):
@@ -183,6 +206,10 @@ def event_fields(event: Event) -> tuple[str, dict[str, Any]] | None:
             "codes": event.codes,
             "hit_cap": event.hit_cap,
             "empty": event.empty,
+            "attempts": event.attempts,
+            "flagged": event.flagged,
+            "failures": list(event.failures),
+            "transcript": event.transcript,
         }
     if isinstance(event, ChapterWritten):
         return "chapter", {

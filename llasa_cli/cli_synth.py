@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from .cli_common import (
+    EXIT_FLAGGED,
     EXIT_OK,
     EXIT_PARTIAL,
     ChapterPatternOpt,
@@ -23,10 +24,26 @@ from .cli_common import (
     build_text_options,
     warn,
 )
+from .cli_verify import (
+    AsrBackendOpt,
+    AsrModelOpt,
+    MaxCerOpt,
+    MaxWerOpt,
+    MinSimilarityOpt,
+    NoAsrCheckOpt,
+    NoSpeakerCheckOpt,
+    NoVerifyOpt,
+    RetriesOpt,
+    SpeakerBackendOpt,
+    SpeakerModelOpt,
+    StrictOpt,
+    VerifyBatchSizeOpt,
+    build_verify_options,
+)
 from .constants import DEFAULT_MAX_SEGMENT_SECONDS, SAMPLE_RATE
 from .errors import InvalidOptionError
 from .manuscript import Manuscript
-from .options import EngineOptions, SamplingOptions, StitchOptions
+from .options import EngineOptions, SamplingOptions, StitchOptions, VerifyOptions
 from .run import RunRequest
 
 ACX = "acx"
@@ -42,6 +59,7 @@ class OutputMode:
 _DEFAULT_SAMPLING = SamplingOptions()
 _DEFAULT_ENGINE = EngineOptions()
 _DEFAULT_STITCH = StitchOptions()
+_DEFAULT_VERIFY = VerifyOptions()
 
 _MODELS = "Models and device"
 _SAMPLING = "Sampling"
@@ -112,6 +130,19 @@ def synth(
     year: Annotated[int | None, typer.Option("--year")] = None,
     genre: Annotated[str | None, typer.Option("--genre")] = None,
     cover: Annotated[str | None, typer.Option("--cover", help="Cover image (JPEG or PNG) for m4b.")] = None,
+    no_verify: NoVerifyOpt = False,
+    strict: StrictOpt = False,
+    retries: RetriesOpt = _DEFAULT_VERIFY.retries,
+    asr_backend: AsrBackendOpt = _DEFAULT_VERIFY.asr_backend,
+    asr_model: AsrModelOpt = None,
+    speaker_backend: SpeakerBackendOpt = _DEFAULT_VERIFY.speaker_backend,
+    speaker_model: SpeakerModelOpt = None,
+    max_wer: MaxWerOpt = _DEFAULT_VERIFY.max_wer,
+    max_cer: MaxCerOpt = _DEFAULT_VERIFY.max_cer,
+    min_similarity: MinSimilarityOpt = None,
+    no_asr_check: NoAsrCheckOpt = False,
+    no_speaker_check: NoSpeakerCheckOpt = False,
+    verify_batch_size: VerifyBatchSizeOpt = _DEFAULT_VERIFY.batch_size,
 ) -> None:
     """Synthesise a manuscript into one audio file per chapter."""
     text_options = build_text_options(
@@ -137,6 +168,21 @@ def synth(
             temperature=temperature, top_p=top_p, top_k=top_k, repetition_penalty=repetition_penalty, seed=seed
         ),
         engine=EngineOptions(model=model, codec=codec, device=device, dtype=dtype, batch_size=batch_size),
+        verify=build_verify_options(
+            no_verify=no_verify,
+            strict=strict,
+            retries=retries,
+            asr_backend=asr_backend,
+            asr_model=asr_model,
+            speaker_backend=speaker_backend,
+            speaker_model=speaker_model,
+            max_wer=max_wer,
+            max_cer=max_cer,
+            min_similarity=min_similarity,
+            no_asr_check=no_asr_check,
+            no_speaker_check=no_speaker_check,
+            batch_size=verify_batch_size,
+        ),
         stitch=StitchOptions(
             sentence_pause=sentence_pause,
             paragraph_pause=paragraph_pause,
@@ -205,7 +251,10 @@ def _execute(
                 reporter.update(event)
         finally:
             reporter.finish()
-    return EXIT_PARTIAL if reporter.tally.summary()["status"] == "partial" else EXIT_OK
+    summary = reporter.tally.summary()
+    if summary["status"] == "partial":
+        return EXIT_PARTIAL
+    return EXIT_FLAGGED if summary["segments_flagged"] or summary["chapters_held"] else EXIT_OK
 
 
 def _source(file: str | None, text: str | None) -> str:

@@ -14,12 +14,12 @@ from typing import Annotated, Any
 
 import typer
 
+from .cli_common import EXIT_FLAGGED as EXIT_VERIFICATION_FAILED
 from .cli_common import LangOpt, warn
 from .options import EngineOptions, VerifyOptions
 
 # "Finished, but verification flagged something": `llasa verify` on failing audio, and (for the
 # pipeline) a run that kept segments still failing after their retries.
-EXIT_VERIFICATION_FAILED = 4
 
 _DEFAULT = VerifyOptions()
 _DEFAULT_ENGINE = EngineOptions()

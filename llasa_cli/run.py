@@ -23,10 +23,10 @@ from .errors import InputEmptyError, InvalidOptionError, JobStoreError
 from .jobstore import JobStore, manuscript_fingerprint
 from .manuscript import Manuscript
 from .metadata import BookMetadata
-from .options import EngineOptions, SamplingOptions, StitchOptions, TextOptions
+from .options import EngineOptions, SamplingOptions, StitchOptions, TextOptions, VerifyOptions
 from .plan import Plan
 from .protocols import SpeechCodec, SpeechGenerator, VoicePrompt
-from .synthesis import RunContext, Synthesizer
+from .synthesis import RunContext, Synthesizer, Verification
 from .synthesis_events import ChapterSink, Event
 
 STDOUT = "-"
@@ -44,7 +44,6 @@ class RunRequest:
     encoding: str | None = None
     voice: str | None = None  # a clip path or a stored voice name
     voice_text: str | None = None
-    asr_model: str | None = None
     dry_run: bool = False
     work_dir: str | None = None  # default: OUTPUT/.llasa; a temporary folder for "-" (no resume)
     keep_front_matter: bool = False  # EPUB: keep copyright pages, table of contents...
@@ -53,6 +52,7 @@ class RunRequest:
     sampling: SamplingOptions = field(default_factory=SamplingOptions)
     engine: EngineOptions = field(default_factory=EngineOptions)
     stitch: StitchOptions = field(default_factory=StitchOptions)
+    verify: VerifyOptions = field(default_factory=VerifyOptions)
 
     def to_json(self) -> dict[str, Any]:
         return {"format": REQUEST_FORMAT, **dataclasses.asdict(self)}
@@ -61,7 +61,7 @@ class RunRequest:
     def from_json(cls, data: dict[str, Any]) -> RunRequest:
         if data.get("format") != REQUEST_FORMAT:
             raise JobStoreError("the job was recorded by another llasa-cli version; run synth again")
-        nested = {"text", "sampling", "engine", "stitch", "format"}
+        nested = {"text", "sampling", "engine", "stitch", "verify", "format"}
         text = dict(data["text"])
         text["lexicon"] = tuple(tuple(pair) for pair in text.get("lexicon", ()))
         return cls(
@@ -70,6 +70,7 @@ class RunRequest:
             sampling=SamplingOptions(**data["sampling"]),
             engine=EngineOptions(**data["engine"]),
             stitch=StitchOptions(**data["stitch"]),
+            verify=VerifyOptions(**data["verify"]),
         )
 
 
@@ -109,7 +110,19 @@ def load_models(engine: EngineOptions, sampling: SamplingOptions) -> Models:
 def resolve_voice(request: RunRequest, models: Models) -> VoicePrompt | None:
     from .voice_prompt import resolve_voice as resolve
 
-    return resolve(request.voice, request.voice_text, models.codec, request.asr_model, models.device)
+    return resolve(request.voice, request.voice_text, models.codec, request.verify.asr_model, models.device)
+
+
+def make_verification(request: RunRequest, device: str) -> Verification | None:
+    """How the run verifies segments once the narrator is known; None with --no-verify."""
+    if not request.verify.enabled:
+        return None
+    from .verify import load_verifier
+
+    def load(reference_audio: Any) -> Any:
+        return load_verifier(request.verify, device, reference_audio, request.text.lang)
+
+    return Verification(options=request.verify, load=load)
 
 
 def open_sink(request: RunRequest, manuscript: Manuscript | None = None, stdout: BinaryIO | None = None) -> ChapterSink:
@@ -222,7 +235,8 @@ def run_events(
     sink: ChapterSink,
     context: RunContext,
 ) -> Iterator[Event]:
-    synthesizer = Synthesizer(models.generator, models.codec, request.sampling, request.engine)
+    verification = make_verification(request, models.device)
+    synthesizer = Synthesizer(models.generator, models.codec, request.sampling, request.engine, verification)
     yield from synthesizer.run(plan, sink, context, voice)
 
 

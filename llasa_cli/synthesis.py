@@ -18,17 +18,19 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .constants import SAMPLE_RATE
 from .jobkeys import JobKeys, token_cap
 from .jobstore import JobStore, PlanRow
-from .options import EngineOptions, SamplingOptions
+from .options import EngineOptions, SamplingOptions, VerifyOptions
 from .plan import Chapter, Plan, Segment
 from .protocols import GenerationRequest, GenerationResult, SpeechCodec, SpeechGenerator, VoicePrompt
 from .sampling import segment_seed
 from .synthesis_events import (
+    ChapterHeld,
     ChapterSink,
     ChapterWritten,
     Event,
@@ -39,6 +41,11 @@ from .synthesis_events import (
     SegmentDone,
     Waiting,
 )
+
+if TYPE_CHECKING:
+    from .verify import SegmentVerifier, Verdict
+
+FLAGGED = "flagged"  # key in a segment's stored scores: it failed verification on every attempt
 
 # The narrator's sample must leave room in the context for the segments that follow it.
 NARRATOR_MIN_SECONDS = 2.0
@@ -56,6 +63,39 @@ class _Rendered:
     audio: np.ndarray
     result: GenerationResult
     seconds: float = 0.0
+    verify_seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    """The attempt kept for a segment, its verdict (None: not verified), and what all attempts cost."""
+
+    item: _Rendered
+    verdict: Verdict | None
+    attempts: int
+    seconds: float
+    verify_seconds: float
+
+
+def _best(tries: list[tuple[_Rendered, Verdict]]) -> _Outcome:
+    from .verify import best_attempt
+
+    item, verdict = tries[best_attempt([v for _, v in tries])]
+    return _Outcome(
+        item,
+        verdict,
+        attempts=len(tries),
+        seconds=sum(i.seconds for i, _ in tries),
+        verify_seconds=sum(i.verify_seconds for i, _ in tries),
+    )
+
+
+@dataclass(frozen=True)
+class Verification:
+    """The verify options and how to build a verifier once the narrator's reference audio is known."""
+
+    options: VerifyOptions
+    load: Callable[[np.ndarray], SegmentVerifier]
 
 
 @dataclass
@@ -82,11 +122,14 @@ class Synthesizer:
         codec: SpeechCodec,
         sampling: SamplingOptions,
         engine: EngineOptions,
+        verification: Verification | None = None,
     ) -> None:
         self.generator = generator
         self.codec = codec
         self.sampling = sampling
         self.engine = engine
+        self.verification = verification
+        self.verifier: SegmentVerifier | None = None
 
     # --- the run --------------------------------------------------------------
 
@@ -97,6 +140,9 @@ class Synthesizer:
         if voice is None:
             return  # stopped while waiting for another run to fix the narrator
         context.keys = keys_for(plan, self.engine, self.sampling, voice)
+        if self.verification is not None:
+            reference = self.codec.decode([voice.codes])[0]
+            self.verifier = self.verification.load(reference)
         context.store.sync_plan([PlanRow.from_segment(context.keys[s.segment_id], s) for s in plan.segments])
         opened = context.store.status()
         yield JobOpened(total=opened.total, done=opened.done)
@@ -109,7 +155,7 @@ class Synthesizer:
                     return
                 finished = yield from self._work_on(plan, chapter, context, voice)
                 if finished:
-                    yield write_chapter(plan, chapter, sink, context, self.codec)
+                    yield write_chapter(plan, chapter, sink, context, self.codec, strict=self._strict)
                 else:
                     left.append(chapter)
             if left:
@@ -118,7 +164,8 @@ class Synthesizer:
             waiting = left
         sink.close()
         finished = context.store.status()
-        yield JobFinished(total=finished.total, done=finished.done)
+        flagged = tuple(s.segment_id for s in plan.segments if is_flagged(context.store, context.keys[s.segment_id]))
+        yield JobFinished(total=finished.total, done=finished.done, flagged=flagged)
 
     def _work_on(self, plan: Plan, chapter: Chapter, context: RunContext, voice: VoicePrompt) -> Iterator[Event]:
         """Generate the chapter's claimable segments, a batch at a time; True when all are done."""
@@ -137,22 +184,57 @@ class Synthesizer:
             batch = [by_key[k] for k in claimed]
             takes = context.store.takes(claimed)
             context.log(f"start {' '.join(claimed)}")
-            rendered = self._render(batch, voice, [takes[k] * ATTEMPTS_PER_TAKE for k in claimed])
-            for key, segment, item in zip(claimed, batch, rendered, strict=True):
-                self._record(context, key, item)
-                yield _done(segment, item, generated=True)
+            kept = self._render_verified(batch, voice, [takes[k] * ATTEMPTS_PER_TAKE for k in claimed])
+            for key, segment, outcome in zip(claimed, batch, kept, strict=True):
+                self._record(context, key, outcome)
+                yield _done(segment, outcome)
 
-    def _record(self, context: RunContext, key: str, item: _Rendered) -> None:
+    def _record(self, context: RunContext, key: str, outcome: _Outcome) -> None:
+        item, verdict = outcome.item, outcome.verdict
+        scores = {} if verdict is None else {**verdict.to_dict(), FLAGGED: not verdict.passed}
         context.store.record_done(
             key,
             item.result.codes,
-            attempts=1,
-            scores={},
-            timings={"seconds": item.seconds},
+            attempts=outcome.attempts,
+            scores=scores,
+            timings={"seconds": outcome.seconds, "verify_seconds": outcome.verify_seconds},
             hit_cap=item.result.hit_cap,
             worker=context.worker,
         )
         context.log(f"done {key} codes={len(item.result.codes)} hit_cap={int(item.result.hit_cap)}")
+
+    def _render_verified(self, segments: Sequence[Segment], voice: VoicePrompt, bases: Sequence[int]) -> list[_Outcome]:
+        """Render, verify, and sample the failing rows again (new seeds, batched), keeping each row's best."""
+        items = self._render(segments, voice, bases)
+        if self.verifier is None or self.verification is None:
+            return [_Outcome(item, None, 1, item.seconds, 0.0) for item in items]
+        history = [[(item, verdict)] for item, verdict in zip(items, self._verify(segments, items), strict=True)]
+        for retry in range(1, self.verification.options.retries + 1):
+            failing = [n for n, tries in enumerate(history) if not tries[-1][1].passed]
+            if not failing:
+                break
+            again = self._render([segments[n] for n in failing], voice, [bases[n] + retry for n in failing])
+            verdicts = self._verify([segments[n] for n in failing], again)
+            for n, item, verdict in zip(failing, again, verdicts, strict=True):
+                history[n].append((item, verdict))
+        return [_best(tries) for tries in history]
+
+    def _verify(self, segments: Sequence[Segment], items: Sequence[_Rendered]) -> list[Verdict]:
+        from .verify import VerifyItem
+
+        assert self.verifier is not None
+        started = time.monotonic()
+        verdicts = self.verifier.verify(
+            [VerifyItem(s.text, i.audio, i.result.hit_cap) for s, i in zip(segments, items, strict=True)]
+        )
+        per_row = (time.monotonic() - started) / max(1, len(items))
+        for item in items:
+            item.verify_seconds = per_row
+        return verdicts
+
+    @property
+    def _strict(self) -> bool:
+        return self.verification is not None and self.verification.options.strict
 
     # --- generation -----------------------------------------------------------
 
@@ -231,10 +313,24 @@ def keys_for(plan: Plan, engine: EngineOptions, sampling: SamplingOptions, voice
 
 
 def write_chapter(
-    plan: Plan, chapter: Chapter, sink: ChapterSink, context: RunContext, codec: SpeechCodec, force: bool = False
-) -> ChapterWritten:
-    """Stitch a finished chapter from its stored codes, unless its file is already what they make."""
+    plan: Plan,
+    chapter: Chapter,
+    sink: ChapterSink,
+    context: RunContext,
+    codec: SpeechCodec,
+    force: bool = False,
+    strict: bool = False,
+) -> ChapterWritten | ChapterHeld:
+    """Stitch a finished chapter from its stored codes, unless its file is already what they make.
+
+    With `strict`, a chapter holding a segment that failed verification is not written at all.
+    """
     segments = plan.segments_of(chapter.number)
+    if strict:
+        flagged = [s.segment_id for s in segments if is_flagged(context.store, context.keys[s.segment_id])]
+        if flagged:
+            context.log(f"chapter {chapter.number} held back: flagged segments {' '.join(flagged)}")
+            return ChapterHeld(chapter, tuple(flagged))
     codes = [context.store.codes(context.keys[s.segment_id]) for s in segments]
     missing = [s.segment_id for s, c in zip(segments, codes, strict=True) if c is None]
     if missing:
@@ -249,6 +345,11 @@ def write_chapter(
     return written
 
 
+def is_flagged(store: JobStore, key: str) -> bool:
+    record = store.segment(key)
+    return bool(record and record.scores and record.scores.get(FLAGGED))
+
+
 def choose_narrator_segment(segments: Sequence[Segment]) -> Segment:
     """The first ordinary sentence of a comfortable length; titles are too short to carry a voice."""
     if not segments:
@@ -261,12 +362,16 @@ def choose_narrator_segment(segments: Sequence[Segment]) -> Segment:
     return max(fitting, key=lambda s: s.est_seconds) if fitting else spoken[0]
 
 
-def _done(segment: Segment, item: _Rendered, generated: bool) -> SegmentDone:
+def _done(segment: Segment, outcome: _Outcome) -> SegmentDone:
+    item, verdict = outcome.item, outcome.verdict
     return SegmentDone(
         segment=segment,
         audio_seconds=len(item.audio) / SAMPLE_RATE,
         codes=len(item.result.codes),
         new_tokens=item.result.new_tokens,
         hit_cap=item.result.hit_cap,
-        generated=generated,
+        attempts=outcome.attempts,
+        flagged=verdict is not None and not verdict.passed,
+        failures=() if verdict is None else verdict.failures,
+        transcript=None if verdict is None else verdict.transcript,
     )

@@ -26,6 +26,7 @@ class JobFinished:
 
     total: int
     done: int
+    flagged: tuple[str, ...] = ()  # ids of segments that failed verification on every attempt
 
 
 @dataclass(frozen=True)
@@ -43,7 +44,10 @@ class SegmentDone:
     codes: int
     new_tokens: int  # tokens the language model produced, the end token included
     hit_cap: bool
-    generated: bool = True
+    attempts: int = 1
+    flagged: bool = False  # failed verification on every attempt; the best attempt is kept
+    failures: tuple[str, ...] = ()
+    transcript: str | None = None
 
     @property
     def empty(self) -> bool:
@@ -56,6 +60,14 @@ class ChapterWritten:
     destination: str
     audio_seconds: float
     unchanged: bool = False  # its inputs and file were as the last run left them: not rewritten
+
+
+@dataclass(frozen=True)
+class ChapterHeld:
+    """`--strict`: the chapter was not written because these segments failed verification."""
+
+    chapter: Chapter
+    flagged: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -72,7 +84,9 @@ class RunStopped:
     reason: str
 
 
-Event = JobOpened | JobFinished | NarratorFixed | SegmentDone | ChapterWritten | Waiting | RunStopped
+Event = (
+    JobOpened | JobFinished | NarratorFixed | SegmentDone | ChapterWritten | ChapterHeld | Waiting | RunStopped
+)
 
 
 class ChapterSink(Protocol):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +11,7 @@ import soundfile as sf
 
 from llasa_cli.cli import main
 from llasa_cli.constants import SAMPLE_RATE, SAMPLES_PER_CODE
-from llasa_cli.options import EngineOptions, SamplingOptions, StitchOptions, TextOptions
+from llasa_cli.options import EngineOptions, SamplingOptions, StitchOptions, TextOptions, VerifyOptions
 from llasa_cli.protocols import VoicePrompt
 from llasa_cli.run import Models, RunRequest, load_plan, open_job, open_sink, read_input, run_events
 from llasa_cli.synthesis import RunContext
@@ -36,25 +37,23 @@ def write_book(tmp_path: Path) -> Path:
     return book
 
 
-def test_cli_writes_one_file_per_chapter(tmp_path, tiny_models):
+def test_cli_writes_one_file_per_chapter_and_verifies_every_segment(tmp_path, tiny_models, capsys):
     out = tmp_path / "out"
     code = main(
         [
-            "synth",
-            str(write_book(tmp_path)),
-            "-o",
-            str(out),
-            "--model",
-            str(tiny_models.llasa),
-            "--codec",
-            str(tiny_models.xcodec2),
-            "--device",
-            "cpu",
-            "--batch-size",
-            "4",
+            "synth", str(write_book(tmp_path)), "-o", str(out), "--model", str(tiny_models.llasa),
+            "--codec", str(tiny_models.xcodec2), "--device", "cpu", "--batch-size", "4", "--top-p", "1.0",
+            "--speaker-model", str(tiny_models.wavlm), "--no-asr-check", "--retries", "1", "--json",
         ]
-    )
-    assert code == 0
+    )  # fmt: skip
+    events = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    segments = [e for e in events if e["event"] == "segment"]
+    # Random weights never emit the stop token, so every attempt runs into its cap and fails the
+    # hit_cap check: each segment is tried twice (--retries 1), flagged, and still written.
+    assert segments and all(e["attempts"] == 2 and e["flagged"] and "hit_cap" in e["failures"] for e in segments)
+    summary = events[-1]
+    assert summary["event"] == "summary" and sorted(summary["segments_flagged"]) == sorted(e["id"] for e in segments)
+    assert code == 4
     files = sorted(p.name for p in out.glob("*.wav"))
     assert files == [
         "01-chapter-one-the-keeper.wav",
@@ -78,6 +77,7 @@ def test_chapter_length_is_generated_speech_plus_pauses_and_no_voice_leaks(
         text=TextOptions(),
         sampling=SamplingOptions(seed=3),
         engine=EngineOptions(batch_size=3),
+        verify=VerifyOptions(enabled=False),
     )
     voice_codes = np.arange(1_000, 1_000 + 150, dtype=np.int64)  # 3 s of prompt that must not leak
     voice = VoicePrompt(codes=voice_codes, text="This is the narrator speaking.")
@@ -122,6 +122,7 @@ def test_stdout_stream_is_one_valid_wav(tmp_path, tiny_models, capfdbinary):
             str(tiny_models.xcodec2),
             "--device",
             "cpu",
+            "--no-verify",
         ]
     )
     assert code == 0

@@ -18,7 +18,7 @@ from llasa_cli.protocols import VoicePrompt
 from llasa_cli.sampling import segment_seed
 from llasa_cli.sinks import FolderSink, StreamSink
 from llasa_cli.synthesis import RunContext, Synthesizer, choose_narrator_segment
-from llasa_cli.synthesis_events import ChapterWritten, NarratorFixed, RunStopped, SegmentDone
+from llasa_cli.synthesis_events import ChapterHeld, ChapterWritten, JobFinished, NarratorFixed, RunStopped, SegmentDone
 
 from .fakes import FakeCodec, FakeGenerator
 
@@ -286,3 +286,62 @@ def test_a_full_disk_while_writing_a_chapter_loses_no_finished_segment(tmp_path:
         "03-part-3.wav",
     ]
     assert [e.unchanged for e in events if isinstance(e, ChapterWritten)] == [True, False, False]
+
+
+class PrefersLongAudio:
+    """A fake verifier: a segment passes when its audio is at least `min_samples` long."""
+
+    def __init__(self, min_samples: int) -> None:
+        self.min_samples = min_samples
+        self.calls: list[int] = []
+
+    def verify(self, items):
+        from llasa_cli.verify import Verdict
+
+        self.calls.append(len(items))
+        return [
+            Verdict(passed=len(i.audio) >= self.min_samples, score=len(i.audio) / 1e6, failures=("too_short",) * (
+                len(i.audio) < self.min_samples), transcript=f"{len(i.audio)} samples")
+            for i in items
+        ]  # fmt: skip
+
+
+def verified_run(store, generator, verifier, retries=3, strict=False):
+    from llasa_cli.options import VerifyOptions
+    from llasa_cli.synthesis import Verification
+
+    voice = VoicePrompt(codes=np.arange(10, dtype=np.int64), text="Hi.")
+    verification = Verification(VerifyOptions(retries=retries, strict=strict), load=lambda reference: verifier)
+    synth = Synthesizer(generator, FakeCodec(), SamplingOptions(), EngineOptions(batch_size=4), verification)
+    sink = RecordingSink()
+    return list(synth.run(make_plan(BOOK), sink, RunContext(store=store, worker="w"), voice)), sink
+
+
+def test_a_bad_first_candidate_is_replaced_by_the_good_second_one(store):
+    generator = FakeGenerator()
+    text = BOOK[0][0]
+    generator.enqueue(text, [7] * 2)  # too short: fails
+    generator.enqueue(text, [9] * 40)  # long enough: passes
+    events, sink = verified_run(store, generator, PrefersLongAudio(min_samples=10 * SAMPLES_PER_CODE))
+    done = next(e for e in events if isinstance(e, SegmentDone) and e.segment.text == text)
+    assert done.attempts == 2 and not done.flagged and done.codes == 40
+    key = next(k for k, v in store._conn.execute("SELECT key, text FROM positions") if v == text)
+    assert np.array_equal(store.codes(key), [9] * 40)
+    assert store.segment(key).attempts == 2 and store.segment(key).scores["passed"] is True
+    seeds = [r.seed for r in generator.requests if r.text == text and r.voice is not None]
+    assert len(set(seeds)) == 2  # the retry drew a new seed
+
+
+def test_a_segment_failing_every_attempt_is_flagged_kept_and_held_back_in_strict_mode(store):
+    generator = FakeGenerator()
+    text = BOOK[1][1]
+    for _ in range(4):
+        generator.enqueue(text, [3] * 2)
+    events, sink = verified_run(store, generator, PrefersLongAudio(min_samples=10 * SAMPLES_PER_CODE), strict=True)
+    done = next(e for e in events if isinstance(e, SegmentDone) and e.segment.text == text)
+    assert done.flagged and done.attempts == 4 and done.codes == 2
+    held = [e for e in events if isinstance(e, ChapterHeld)]
+    assert [h.chapter.number for h in held] == [2] and held[0].flagged == ("2.1",)
+    assert [c.number for c, _ in sink.chapters] == [1, 3]
+    finished = events[-1]
+    assert isinstance(finished, JobFinished) and finished.flagged == ("2.1",)
