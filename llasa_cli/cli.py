@@ -77,11 +77,12 @@ def split(
 
 def _register_subcommands() -> None:
     # Imported here so each command module stays small; none of them imports torch at import time.
-    from . import cli_check, cli_job, cli_synth, cli_verify, cli_voice
+    from . import cli_check, cli_job, cli_report, cli_synth, cli_verify, cli_voice
 
     cli_synth.register(app)
     cli_verify.register(app)
     cli_job.register(app)
+    cli_report.register(app)
     cli_check.register(app)
     app.add_typer(cli_voice.voice_app, name="voice")
 

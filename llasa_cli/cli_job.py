@@ -16,7 +16,7 @@ OutdirArg = Annotated[Path, typer.Argument(help="The output folder of a synth ru
 WorkDirOpt = Annotated[Path | None, typer.Option("--work-dir", help="Job folder, if synth used --work-dir.")]
 
 
-def _job_folder(outdir: Path, work_dir: Path | None) -> Path:
+def job_folder(outdir: Path, work_dir: Path | None) -> Path:
     from .jobstore import DB_NAME
     from .run import WORK_DIR_NAME
 
@@ -30,7 +30,7 @@ def status(outdir: OutdirArg, work_dir: WorkDirOpt = None, as_json: Annotated[bo
     """Show a job's progress per chapter: done, failed, pending, minutes of audio, ETA."""
     from .jobstore import JobStore
 
-    with JobStore.open(_job_folder(outdir, work_dir)) as store:
+    with JobStore.open(job_folder(outdir, work_dir)) as store:
         report = status_report(store)
     if as_json:
         sys.stdout.write(json.dumps(report) + "\n")
@@ -97,7 +97,7 @@ def stitch(outdir: OutdirArg, work_dir: WorkDirOpt = None) -> None:
     from .segments import build_plan
     from .synthesis import RunContext, keys_for, write_chapter
 
-    with JobStore.open(_job_folder(outdir, work_dir)) as store:
+    with JobStore.open(job_folder(outdir, work_dir)) as store:
         request, manuscript = stored_request(store)
         plan = build_plan(manuscript, request.text)
         voice = store.load_voice()
@@ -137,7 +137,7 @@ def redo(
 
     if not segment and not chapter:
         raise InvalidOptionError("redo needs --segment ID or --chapter N")
-    with JobStore.open(_job_folder(outdir, work_dir)) as store:
+    with JobStore.open(job_folder(outdir, work_dir)) as store:
         request, manuscript = stored_request(store)
         plan = build_plan(manuscript, request.text)
         voice = store.load_voice()

@@ -491,6 +491,21 @@ class JobStore:
         )
 
     @_db_op
+    def plan_records(self) -> list[tuple[int, int, SegmentRecord]]:
+        """(chapter, index, record) for every position of the current plan, in order."""
+        rows = self._conn.execute(
+            """SELECT p.chapter, p.idx, s.key, s.status, s.attempts, s.last_error, s.scores, s.timings, s.hit_cap,
+                      s.n_codes, s.worker, s.lease_until
+               FROM positions p JOIN segments s ON s.key = p.key ORDER BY p.chapter, p.idx"""
+        ).fetchall()
+        records = []
+        for row in rows:
+            hit_cap = None if row[8] is None else bool(row[8])
+            record = SegmentRecord(*row[2:6], _loads(row[6]), _loads(row[7]), hit_cap, *row[9:])
+            records.append((row[0], row[1], record))
+        return records
+
+    @_db_op
     def work_rate(self) -> tuple[float, float]:
         """(processing seconds, audio seconds) over the finished segments of the plan, for ETAs."""
         row = self._row(

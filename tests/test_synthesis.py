@@ -345,3 +345,25 @@ def test_a_segment_failing_every_attempt_is_flagged_kept_and_held_back_in_strict
     assert [c.number for c, _ in sink.chapters] == [1, 3]
     finished = events[-1]
     assert isinstance(finished, JobFinished) and finished.flagged == ("2.1",)
+
+
+def test_report_agrees_with_the_run_summary_and_the_job_store(tmp_path: Path, store, capsys):
+    import json
+
+    from llasa_cli.cli import main
+
+    generator = FakeGenerator()
+    text = BOOK[2][0]
+    for _ in range(4):
+        generator.enqueue(text, [3] * 2)
+    generator.enqueue(BOOK[0][1], [5] * 2)  # fails once, then passes with the default length
+    events, _ = verified_run(store, generator, PrefersLongAudio(min_samples=10 * SAMPLES_PER_CODE))
+    finished = events[-1]
+    retries = sum(e.attempts - 1 for e in events if isinstance(e, SegmentDone))
+    assert main(["report", str(tmp_path), "--work-dir", str(tmp_path / "job"), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert [row["id"] for row in report["flagged"]] == list(finished.flagged) == ["3.0"]
+    assert report["flagged"][0]["text"] == text and report["flagged"][0]["attempts"] == 4
+    assert report["flagged"][0]["transcript"] == f"{2 * SAMPLES_PER_CODE} samples"
+    assert report["retries"] == retries == 3 + 1
+    assert report["segments_done"] == store.status().done == sum(len(c) for c in BOOK)
