@@ -95,7 +95,7 @@ def stitch(outdir: OutdirArg, work_dir: WorkDirOpt = None) -> None:
     from .models import load_codec, pick_device
     from .run import open_sink, stored_request
     from .segments import build_plan
-    from .synthesis import RunContext, keys_for, write_chapter
+    from .synthesis import RunContext, keys_for, search_key, write_chapter
 
     with JobStore.open(job_folder(outdir, work_dir)) as store:
         request, manuscript = stored_request(store)
@@ -105,7 +105,11 @@ def stitch(outdir: OutdirArg, work_dir: WorkDirOpt = None) -> None:
             raise InputNotFoundError(f"the job in {outdir} has no finished narrator yet: nothing to stitch")
         device, _ = pick_device(request.engine.device)
         codec = load_codec(request.engine.codec, device)
-        context = RunContext(store=store, worker="stitch", keys=keys_for(plan, request.engine, request.sampling, voice))
+        context = RunContext(
+            store=store,
+            worker="stitch",
+            keys=keys_for(plan, request.engine, request.sampling, voice, search_key(request.search)),
+        )
         sink = open_sink(request, manuscript)
         done = store.done_keys(list(context.keys.values()))
         skipped = []
@@ -133,7 +137,7 @@ def redo(
     from .jobstore import JobStore
     from .run import stored_request
     from .segments import build_plan
-    from .synthesis import keys_for
+    from .synthesis import keys_for, search_key
 
     if not segment and not chapter:
         raise InvalidOptionError("redo needs --segment ID or --chapter N")
@@ -141,7 +145,7 @@ def redo(
         request, manuscript = stored_request(store)
         plan = build_plan(manuscript, request.text)
         voice = store.load_voice()
-        keys = keys_for(plan, request.engine, request.sampling, voice) if voice else {}
+        keys = keys_for(plan, request.engine, request.sampling, voice, search_key(request.search)) if voice else {}
         chosen = _choose(plan, segment or [], chapter or [])
         store.reset([keys[s.segment_id] for s in chosen if s.segment_id in keys])
     typer.echo(f"redoing {len(chosen)} segment(s)", err=True)

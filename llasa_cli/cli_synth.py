@@ -45,6 +45,7 @@ from .errors import InvalidOptionError
 from .manuscript import Manuscript
 from .options import EngineOptions, SamplingOptions, StitchOptions, VerifyOptions
 from .run import RunRequest
+from .search import ScoreWeights, SearchOptions
 
 ACX = "acx"
 
@@ -60,6 +61,7 @@ _DEFAULT_SAMPLING = SamplingOptions()
 _DEFAULT_ENGINE = EngineOptions()
 _DEFAULT_STITCH = StitchOptions()
 _DEFAULT_VERIFY = VerifyOptions()
+_DEFAULT_SEARCH = SearchOptions()
 
 _MODELS = "Models and device"
 _SAMPLING = "Sampling"
@@ -143,6 +145,19 @@ def synth(
     no_asr_check: NoAsrCheckOpt = False,
     no_speaker_check: NoSpeakerCheckOpt = False,
     verify_batch_size: VerifyBatchSizeOpt = _DEFAULT_VERIFY.batch_size,
+    beam: Annotated[
+        int, typer.Option("--beam", help="Verifier-guided beam search with N beams (1: plain sampling).")
+    ] = 1,
+    best_of: Annotated[int, typer.Option("--best-of", help="Sample N complete takes, keep the best.")] = 1,
+    beam_candidates: Annotated[
+        int, typer.Option("--beam-candidates", help="Continuations sampled per beam and step.")
+    ] = _DEFAULT_SEARCH.beam_candidates,
+    beam_step_seconds: Annotated[
+        float, typer.Option("--beam-step-seconds", help="Speech added per beam step before pruning.")
+    ] = _DEFAULT_SEARCH.beam_step_seconds,
+    score_weights: Annotated[
+        str | None, typer.Option("--score-weights", help="Ranking weights, e.g. asr=0.5,speaker=0.3,signal=0.2.")
+    ] = None,
 ) -> None:
     """Synthesise a manuscript into one audio file per chapter."""
     text_options = build_text_options(
@@ -182,6 +197,13 @@ def synth(
             no_asr_check=no_asr_check,
             no_speaker_check=no_speaker_check,
             batch_size=verify_batch_size,
+        ),
+        search=SearchOptions(
+            beam=beam,
+            best_of=best_of,
+            beam_candidates=beam_candidates,
+            beam_step_seconds=beam_step_seconds,
+            score_weights=ScoreWeights.parse(score_weights) if score_weights else ScoreWeights(),
         ),
         stitch=StitchOptions(
             sentence_pause=sentence_pause,

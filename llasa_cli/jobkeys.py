@@ -14,6 +14,7 @@ import hashlib
 import json
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -36,14 +37,20 @@ def token_cap(est_seconds: float, prompt_tokens: int, headroom: float) -> int:
 
 
 class JobKeys:
-    def __init__(self, engine: EngineOptions, sampling: SamplingOptions, voice: VoicePrompt) -> None:
+    def __init__(
+        self, engine: EngineOptions, sampling: SamplingOptions, voice: VoicePrompt, search: dict[str, Any] | None = None
+    ) -> None:
         self.engine = engine
         self.voice = voice
         self.sampling = {k: v for k, v in dataclasses.asdict(sampling).items() if k != "seed"}
         self.seed = sampling.seed
+        # Search picks other codes than plain sampling: a --beam run must not reuse --beam 1 results.
+        self.search = search
 
     def segment(self, segment: Segment) -> str:
         sampling = {**self.sampling, "length_headroom": self.engine.length_headroom}
+        if self.search is not None:
+            sampling["search"] = self.search
         return segment_key(segment.text, self.voice, self.engine.model, self.engine.codec, sampling, self.seed)
 
     @staticmethod

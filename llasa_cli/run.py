@@ -26,7 +26,8 @@ from .metadata import BookMetadata
 from .options import EngineOptions, SamplingOptions, StitchOptions, TextOptions, VerifyOptions
 from .plan import Plan
 from .protocols import SpeechCodec, SpeechGenerator, VoicePrompt
-from .synthesis import RunContext, Synthesizer, Verification
+from .search import ScoreWeights, SearchOptions
+from .synthesis import RunContext, Search, Synthesizer, Verification
 from .synthesis_events import ChapterSink, Event
 
 STDOUT = "-"
@@ -53,6 +54,7 @@ class RunRequest:
     engine: EngineOptions = field(default_factory=EngineOptions)
     stitch: StitchOptions = field(default_factory=StitchOptions)
     verify: VerifyOptions = field(default_factory=VerifyOptions)
+    search: SearchOptions = field(default_factory=SearchOptions)
 
     def to_json(self) -> dict[str, Any]:
         return {"format": REQUEST_FORMAT, **dataclasses.asdict(self)}
@@ -61,7 +63,7 @@ class RunRequest:
     def from_json(cls, data: dict[str, Any]) -> RunRequest:
         if data.get("format") != REQUEST_FORMAT:
             raise JobStoreError("the job was recorded by another llasa-cli version; run synth again")
-        nested = {"text", "sampling", "engine", "stitch", "verify", "format"}
+        nested = {"text", "sampling", "engine", "stitch", "verify", "search", "format"}
         text = dict(data["text"])
         text["lexicon"] = tuple(tuple(pair) for pair in text.get("lexicon", ()))
         return cls(
@@ -71,6 +73,9 @@ class RunRequest:
             engine=EngineOptions(**data["engine"]),
             stitch=StitchOptions(**data["stitch"]),
             verify=VerifyOptions(**data["verify"]),
+            search=SearchOptions(
+                **{**data["search"], "score_weights": ScoreWeights(**data["search"]["score_weights"])}
+            ),
         )
 
 
@@ -111,6 +116,20 @@ def resolve_voice(request: RunRequest, models: Models) -> VoicePrompt | None:
     from .voice_prompt import resolve_voice as resolve
 
     return resolve(request.voice, request.voice_text, models.codec, request.verify.asr_model, models.device)
+
+
+def make_search(request: RunRequest, models: Models) -> Search | None:
+    """The search strategy for --beam / --best-of; None for plain sampling."""
+    from .search import MODE_PLAIN
+
+    if request.search.mode == MODE_PLAIN:
+        return None
+    from .lm import LlasaGenerator
+    from .lm_search import LmCandidateGenerator
+
+    if not isinstance(models.generator, LlasaGenerator):
+        raise InvalidOptionError("--beam and --best-of need the Llasa language model")
+    return Search(request.search, LmCandidateGenerator(models.generator), request.text.lang)
 
 
 def make_verification(request: RunRequest, device: str) -> Verification | None:
@@ -236,7 +255,8 @@ def run_events(
     context: RunContext,
 ) -> Iterator[Event]:
     verification = make_verification(request, models.device)
-    synthesizer = Synthesizer(models.generator, models.codec, request.sampling, request.engine, verification)
+    search = make_search(request, models)
+    synthesizer = Synthesizer(models.generator, models.codec, request.sampling, request.engine, verification, search)
     yield from synthesizer.run(plan, sink, context, voice)
 
 

@@ -15,10 +15,11 @@ audio, not the book's.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -43,6 +44,7 @@ from .synthesis_events import (
 )
 
 if TYPE_CHECKING:
+    from .search import CandidateGenerator, SearchOptions
     from .verify import SegmentVerifier, Verdict
 
 FLAGGED = "flagged"  # key in a segment's stored scores: it failed verification on every attempt
@@ -64,6 +66,7 @@ class _Rendered:
     result: GenerationResult
     seconds: float = 0.0
     verify_seconds: float = 0.0
+    search: dict[str, Any] | None = None  # the search's compute: tokens, LM calls, scorer calls and times
 
 
 @dataclass(frozen=True)
@@ -88,6 +91,15 @@ def _best(tries: list[tuple[_Rendered, Verdict]]) -> _Outcome:
         seconds=sum(i.seconds for i, _ in tries),
         verify_seconds=sum(i.verify_seconds for i, _ in tries),
     )
+
+
+@dataclass(frozen=True)
+class Search:
+    """Verifier-guided search (`--beam N`, `--best-of N`) over an LM that can branch its cache."""
+
+    options: SearchOptions
+    candidates: CandidateGenerator
+    lang: str = "en"
 
 
 @dataclass(frozen=True)
@@ -123,6 +135,7 @@ class Synthesizer:
         sampling: SamplingOptions,
         engine: EngineOptions,
         verification: Verification | None = None,
+        search: Search | None = None,
     ) -> None:
         self.generator = generator
         self.codec = codec
@@ -130,6 +143,8 @@ class Synthesizer:
         self.engine = engine
         self.verification = verification
         self.verifier: SegmentVerifier | None = None
+        self.search = search
+        self.scorers: tuple[Any, Any] | None = None
 
     # --- the run --------------------------------------------------------------
 
@@ -139,10 +154,16 @@ class Synthesizer:
         voice = yield from self._narrator(plan, context, voice)
         if voice is None:
             return  # stopped while waiting for another run to fix the narrator
-        context.keys = keys_for(plan, self.engine, self.sampling, voice)
+        context.keys = keys_for(plan, self.engine, self.sampling, voice, self._search_key())
+        reference = self.codec.decode([voice.codes])[0]
         if self.verification is not None:
-            reference = self.codec.decode([voice.codes])[0]
             self.verifier = self.verification.load(reference)
+        if self.search is not None:
+            from .search_adapters import make_scorers
+
+            self.scorers = make_scorers(
+                self.verifier, reference, self.codec, self.search.options.score_weights, self.search.lang
+            )
         context.store.sync_plan([PlanRow.from_segment(context.keys[s.segment_id], s) for s in plan.segments])
         opened = context.store.status()
         yield JobOpened(total=opened.total, done=opened.done)
@@ -197,7 +218,7 @@ class Synthesizer:
             item.result.codes,
             attempts=outcome.attempts,
             scores=scores,
-            timings={"seconds": outcome.seconds, "verify_seconds": outcome.verify_seconds},
+            timings={"seconds": outcome.seconds, "verify_seconds": outcome.verify_seconds, "search": item.search},
             hit_cap=item.result.hit_cap,
             worker=context.worker,
         )
@@ -232,6 +253,9 @@ class Synthesizer:
             item.verify_seconds = per_row
         return verdicts
 
+    def _search_key(self) -> dict[str, Any] | None:
+        return search_key(self.search.options if self.search is not None else None)
+
     @property
     def _strict(self) -> bool:
         return self.verification is not None and self.verification.options.strict
@@ -243,10 +267,25 @@ class Synthesizer:
     ) -> list[_Rendered]:
         started = time.monotonic()
         requests = [self._request(s, voice, a) for s, a in zip(segments, attempts, strict=True)]
-        results = self.generator.generate(requests)
+        stats: list[dict[str, Any] | None] = [None] * len(requests)
+        if voice is not None and self.search is not None and self.scorers is not None:
+            results, stats = self._search(requests)
+        else:
+            results = self.generator.generate(requests)
         audios = self.codec.decode([r.codes for r in results])
         per_row = (time.monotonic() - started) / max(1, len(segments))
-        return [_Rendered(audio, result, per_row) for audio, result in zip(audios, results, strict=True)]
+        return [
+            _Rendered(audio, result, per_row, search=stat)
+            for audio, result, stat in zip(audios, results, stats, strict=True)
+        ]
+
+    def _search(self, requests: list[GenerationRequest]) -> tuple[list[GenerationResult], list[dict[str, Any] | None]]:
+        from .search import search_segments
+
+        assert self.search is not None and self.scorers is not None
+        partial, final = self.scorers
+        found = search_segments(requests, self.search.candidates, partial, final, self.search.options)
+        return [r.as_generation_result() for r in found], [dataclasses.asdict(r.stats) for r in found]
 
     def _request(self, segment: Segment, voice: VoicePrompt | None, attempt: int) -> GenerationRequest:
         prompt = self.generator.prompt_tokens(segment.text, voice)
@@ -306,9 +345,22 @@ def _claim(context: RunContext, keys: list[str], limit: int) -> list[str]:
     return context.store.claim(keys, context.worker, context.lease_seconds, limit=limit) if dead else []
 
 
-def keys_for(plan: Plan, engine: EngineOptions, sampling: SamplingOptions, voice: VoicePrompt) -> dict[str, str]:
+def search_key(options: SearchOptions | None) -> dict[str, Any] | None:
+    """The part of a segment's key that search decides (None for plain sampling)."""
+    from .search import MODE_PLAIN
+
+    return None if options is None or options.mode == MODE_PLAIN else dataclasses.asdict(options)
+
+
+def keys_for(
+    plan: Plan,
+    engine: EngineOptions,
+    sampling: SamplingOptions,
+    voice: VoicePrompt,
+    search: dict[str, Any] | None = None,
+) -> dict[str, str]:
     """Segment id -> job key, for every segment of the plan."""
-    keys = JobKeys(engine, sampling, voice)
+    keys = JobKeys(engine, sampling, voice, search)
     return {s.segment_id: keys.segment(s) for s in plan.segments}
 
 

@@ -1,0 +1,150 @@
+"""Time verifier-guided search against plain sampling on the same segments, in one run.
+
+Builds the tiny random models (no download), then runs, on the same segments:
+plain `LlasaGenerator.generate`, `--beam 1` (search_segments in plain mode, the same codes) and
+`--beam N` (default 5, M=2 candidates per beam, 1 s steps), and optionally `--best-of N`.
+The scorers decode candidates with the tiny X-Codec2 and score a cheap signal statistic, so
+decode time is part of the scorer time, as it will be with the real verifiers.
+
+    HF_HUB_OFFLINE=1 python scripts/bench_search.py [--segments 4] [--seconds 2] [--beam 5]
+
+The tiny LM never emits the end token, so every candidate runs to its cap: the worst case
+for search (no beam finishes early).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import numpy as np  # noqa: E402
+
+from llasa_cli.constants import CODES_PER_SECOND  # noqa: E402
+from llasa_cli.options import SamplingOptions  # noqa: E402
+from llasa_cli.protocols import GenerationRequest, SpeechCodec  # noqa: E402
+from llasa_cli.search import Candidate, SearchOptions, search_segments  # noqa: E402
+
+TEXTS = (
+    "The lighthouse stood at the edge of the world.",
+    "Every night the keeper climbed the stairs.",
+    "Ships passed, and nobody thanked him.",
+    "In the morning the sea was calm again.",
+    "He wrote the weather in a small grey book.",
+    "Gulls argued on the rocks below.",
+    "A letter came once a month, by boat.",
+    "Winter was long, and the lamp was bright.",
+)
+TARGET_RMS = 0.1
+
+
+@dataclass
+class SignalScorer:
+    """Decodes candidates (equal-length groups batch) and scores closeness of their RMS to a target."""
+
+    codec: SpeechCodec | None
+
+    def score(self, items: Sequence[Candidate]) -> list[float]:
+        if self.codec is None:
+            return [-float(np.std(item.codes)) for item in items]
+        audio = self.codec.decode([item.codes for item in items])
+        return [-abs(float(np.sqrt(np.mean(a**2))) - TARGET_RMS) if a.size else -1.0 for a in audio]
+
+
+def _run(label: str, call) -> tuple[str, float, list, float]:
+    """(label, wall seconds, results, CPU seconds of this process: steadier on a shared machine)."""
+    begin, cpu = time.perf_counter(), time.process_time()
+    results = call()
+    return label, time.perf_counter() - begin, results, time.process_time() - cpu
+
+
+def _row(label: str, seconds: float, results: list, cpu: float, plain: tuple[float, float]) -> str:
+    if results and hasattr(results[0], "stats"):
+        stats = [r.stats for r in results]
+        lm = sum(s.lm_seconds for s in stats)
+        scorers = sum(s.partial_scorer_seconds + s.final_scorer_seconds for s in stats)
+        tokens = sum(s.tokens_generated for s in stats)
+        forward = max(s.lm_forward_calls for s in stats)
+        extra = f"{lm:8.2f} {scorers:9.2f} {tokens:8d} {forward:8d}"
+    else:
+        extra = f"{'':>8} {'':>9} {sum(r.new_tokens for r in results):8d} {'':>8}"
+    return f"{label:<22} {seconds:8.2f} {seconds / plain[0]:6.2f}x {cpu:8.2f} {cpu / plain[1]:6.2f}x {extra}"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--segments", type=int, default=4)
+    parser.add_argument("--seconds", type=float, default=2.0, help="token cap per segment, in seconds of speech")
+    parser.add_argument("--beam", type=int, default=5)
+    parser.add_argument("--beam-candidates", type=int, default=2)
+    parser.add_argument("--beam-step-seconds", type=float, default=1.0)
+    parser.add_argument("--best-of", type=int, default=0, help="also time --best-of N (0: skip)")
+    parser.add_argument("--no-codec", action="store_true", help="score codes directly, without decoding")
+    parser.add_argument("--top-p", type=float, default=SamplingOptions().top_p)
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    parser.add_argument(
+        "--repeats", type=int, default=1, help="rounds of every mode, interleaved; the one with least CPU time counts"
+    )
+    args = parser.parse_args(argv)
+
+    import torch
+
+    from llasa_cli.lm_search import LmCandidateGenerator
+    from llasa_cli.models import load_codec, load_generator
+    from llasa_cli.options import EngineOptions
+    from llasa_cli.tiny_models import build_tiny_models
+
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+
+    with tempfile.TemporaryDirectory() as folder:
+        models = build_tiny_models(folder)
+        generator = load_generator(
+            EngineOptions(model=str(models.llasa), device="cpu"), SamplingOptions(top_p=args.top_p)
+        )
+        codec = None if args.no_codec else load_codec(str(models.xcodec2), "cpu")
+    cap = round(args.seconds * CODES_PER_SECOND)
+    requests = [
+        GenerationRequest(TEXTS[i % len(TEXTS)], seed=100 + i, max_new_tokens=cap) for i in range(args.segments)
+    ]
+    scorer = SignalScorer(codec)
+    lm = LmCandidateGenerator(generator)
+    generator.generate(requests[:1])  # warm up
+    beam = SearchOptions(beam=args.beam, beam_candidates=args.beam_candidates, beam_step_seconds=args.beam_step_seconds)
+    modes = [
+        ("generate (plain)", lambda: generator.generate(requests)),
+        ("--beam 1 (search)", lambda: search_segments(requests, lm, None, None, SearchOptions())),
+        (f"--beam {args.beam} M={args.beam_candidates}", lambda: search_segments(requests, lm, scorer, scorer, beam)),
+    ]
+    if args.best_of > 1:
+        best_of = SearchOptions(best_of=args.best_of)
+        modes.append((f"--best-of {args.best_of}", lambda: search_segments(requests, lm, None, scorer, best_of)))
+    rounds = [[_run(label, call) for label, call in modes] for _ in range(max(1, args.repeats))]
+    runs = [min(timings, key=lambda run: run[3]) for timings in zip(*rounds, strict=True)]
+    print(
+        f"tiny Llasa on CPU ({torch.get_num_threads()} threads), top-p {args.top_p}, "
+        f"{args.segments} segments x {cap} tokens, "
+        f"step {beam.step_tokens} tokens, scorers: {'codes only' if codec is None else 'tiny X-Codec2 decode + RMS'}, "
+        f"least CPU of {max(1, args.repeats)} interleaved round(s)"
+    )
+    print(
+        f"{'mode':<22} {'wall s':>8} {'ratio':>7} {'CPU s':>8} {'ratio':>7} "
+        f"{'LM s':>8} {'scorers s':>9} {'tokens':>8} {'forward':>8}"
+    )
+    plain = (runs[0][1], runs[0][3])
+    for label, seconds, results, cpu in runs:
+        print(_row(label, seconds, results, cpu, plain))
+    same = all(np.array_equal(a.codes, b.codes) for a, b in zip(runs[0][2], runs[1][2], strict=True))
+    print(f"--beam 1 gives the same codes as generate: {same}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
