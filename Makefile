@@ -19,7 +19,7 @@ tiny-models:
 
 demo: tiny-models
 	HF_HUB_OFFLINE=1 llasa synth sample_texts/the_lighthouse.txt -o demo-out \
-		--model tiny-models/llasa --codec tiny-models/xcodec2 --voice-text "" --device cpu
+		--model tiny-models/llasa --codec tiny-models/xcodec2 --no-verify
 
 clean:
 	rm -rf build dist *.egg-info .pytest_cache tiny-models demo-out
