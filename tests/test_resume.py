@@ -174,3 +174,23 @@ def test_status_of_a_folder_without_a_job_says_so(tmp_path):
     result = subprocess.run([sys.executable, "-m", "llasa_cli", "status", str(tmp_path)],
                             capture_output=True, text=True, env=env())  # fmt: skip
     assert result.returncode == 10 and "no llasa job" in result.stderr
+
+
+@pytest.mark.slow
+def test_first_ctrl_c_saves_the_batch_in_flight_and_exits_partial(tmp_path, tiny_models):
+    book = tmp_path / "book.txt"
+    book.write_text(BOOK)
+    out = tmp_path / "out"
+    cmd = command(book, out, tiny_models)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env())
+    deadline = time.monotonic() + RUN_TIMEOUT_S
+    while proc.poll() is None and count_done(out) < 1 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=RUN_TIMEOUT_S)
+    assert proc.returncode == 3, stderr
+    assert "run the same command again" in stderr
+    starts = [key for kind, key in starts_and_dones(log_lines(out)) if kind == "start"]
+    dones = [key for kind, key in starts_and_dones(log_lines(out)) if kind == "done"]
+    assert set(starts) == set(dones)  # the batch in flight was finished and saved, not dropped
+    assert run_to_end(cmd).returncode == 0
