@@ -2,32 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 from llasa_cli import asr
 from llasa_cli.errors import InvalidOptionError, ModelLoadError, ModelNotFoundError
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _table_script():
-    """scripts/verifier_table.py: the real-speech cases and the espeak-ng helper."""
-    name = "llasa_verifier_table"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / "verifier_table.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-TABLE = _table_script()
-REAL_SPEECH_MISSING = TABLE.missing_tools()
+from .realspeech import REAL_SPEECH_MISSING, TABLE
 
 
 @pytest.fixture(scope="module")

@@ -3,9 +3,7 @@ Typer app and run through `llasa_cli.cli.main`, so errors map to exit codes as i
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,23 +14,9 @@ import typer
 from llasa_cli import cli, cli_verify
 from llasa_cli.constants import SAMPLE_RATE
 
-ROOT = Path(__file__).resolve().parents[1]
+from .realspeech import REAL_SPEECH_MISSING, TABLE
+
 TEXT = "The quick brown fox jumps over the lazy dog and runs away."
-
-
-def _table_script():
-    """scripts/verifier_table.py: the real-speech cases and the espeak-ng helper."""
-    name = "llasa_verifier_table"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / "verifier_table.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-TABLE = _table_script()
-REAL_SPEECH_MISSING = TABLE.missing_tools()
 
 
 @pytest.fixture

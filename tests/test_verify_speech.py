@@ -4,28 +4,11 @@ audio cut off halfway are flagged. The cases are scripts/verifier_table.py's, wh
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from .realspeech import REAL_SPEECH_MISSING as MISSING
+from .realspeech import TABLE
 
-
-def _table_script():
-    """scripts/verifier_table.py: the real-speech cases and the espeak-ng helper."""
-    name = "llasa_verifier_table"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / "verifier_table.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-TABLE = _table_script()
-MISSING = TABLE.missing_tools()
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(MISSING is not None, reason=MISSING or "")]
 
 
