@@ -155,7 +155,9 @@ class Synthesizer:
         if voice is None:
             return  # stopped while waiting for another run to fix the narrator
         context.keys = keys_for(plan, self.engine, self.sampling, voice, self._search_key())
-        reference = self.codec.decode([voice.codes])[0]
+        # The narrator's own audio is what the speaker check compares against.
+        needs_reference = self.verification is not None or self.search is not None
+        reference = self.codec.decode([voice.codes])[0] if needs_reference else None
         if self.verification is not None:
             self.verifier = self.verification.load(reference)
         if self.search is not None:
