@@ -260,7 +260,7 @@ def _execute(
         models = load_models(request.engine, request.sampling)
         if models.notice:
             reporter.warn(models.notice)
-        voice = resolve_voice(request, models)
+        voice = resolve_voice(request, models, warn=reporter.warn)
         context = RunContext(
             store=store,
             worker=new_worker_id(),

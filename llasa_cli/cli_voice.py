@@ -50,7 +50,7 @@ def add(
     device, notice = pick_device(device)
     if notice:
         warn(notice)
-    prompt = encode_clip(clip, text, load_codec(codec, device), asr_model, device)
+    prompt = encode_clip(clip, text, load_codec(codec, device), asr_model, device, warn=warn)
     store.add(name, prompt.codes, prompt.text, overwrite=force)
     typer.echo(f"stored voice {name!r} ({len(prompt.codes)} codes): {prompt.text}")
 

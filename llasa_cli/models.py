@@ -161,6 +161,9 @@ def load_lm(spec: str, device: str, dtype: torch.dtype) -> tuple[Any, Any]:
     from .prompt import SpeechVocab
 
     source = resolve_spec(spec)
+    if source.is_local and Path(source.location).is_dir() and not (Path(source.location) / "config.json").is_file():
+        # Checked before the tokenizer, whose own error for a non-model folder trails off unhelpfully.
+        raise ModelLoadError(f"{spec!r} is not a Llasa model folder: it has no config.json")
     tokenizer = load_pretrained(AutoTokenizer.from_pretrained, source, "Llasa tokenizer", needs_config=False)
     SpeechVocab.from_tokenizer(tokenizer)
     model = load_pretrained(AutoModelForCausalLM.from_pretrained, source, "Llasa language model", dtype=dtype)

@@ -13,7 +13,7 @@ import socket
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -112,10 +112,14 @@ def load_models(engine: EngineOptions, sampling: SamplingOptions) -> Models:
     return Models(generator=generator, codec=codec, device=device, notice=notice)
 
 
-def resolve_voice(request: RunRequest, models: Models) -> VoicePrompt | None:
+def resolve_voice(
+    request: RunRequest, models: Models, warn: Callable[[str], None] | None = None
+) -> VoicePrompt | None:
     from .voice_prompt import resolve_voice as resolve
 
-    return resolve(request.voice, request.voice_text, models.codec, request.verify.asr_model, models.device)
+    return resolve(
+        request.voice, request.voice_text, models.codec, request.verify.asr_model, models.device, warn=warn
+    )
 
 
 def make_search(request: RunRequest, models: Models) -> Search | None:

@@ -8,6 +8,7 @@ import sys
 import pytest
 import torch
 
+from llasa_cli import sampling
 from llasa_cli.options import SamplingOptions
 from llasa_cli.sampling import (
     apply_repetition_penalty,
@@ -109,3 +110,91 @@ def test_sampling_respects_filters() -> None:
 def test_seed_count_must_match_rows() -> None:
     with pytest.raises(ValueError):
         sample_next(torch.zeros(2, 3), SamplingOptions(), [1], step=0)
+
+
+# --- top-p: the band search gives the full sort's result -----------------------------------
+
+V_SPEECH = 65_537  # speech tokens + end: the width the generator samples over
+
+
+def _reference_top_p(logits: torch.Tensor, top_p: float) -> torch.Tensor:
+    """apply_top_p as it was: a full sort of every row (kept here to pin the fast path to it)."""
+    if top_p >= 1.0:
+        return logits
+    sorted_logits, order = torch.sort(logits, dim=-1, descending=True)
+    probs = torch.softmax(sorted_logits, dim=-1)
+    mass_before = torch.cumsum(probs, dim=-1) - probs
+    drop_sorted = mass_before >= top_p
+    drop_sorted[..., 0] = False
+    drop = torch.zeros_like(drop_sorted).scatter(-1, order, drop_sorted)
+    return logits.masked_fill(drop, float("-inf"))
+
+
+def _logit_sets(rows: int = 6) -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(1234)
+    gauss = torch.randn(rows, V_SPEECH, generator=g)
+    peaked = gauss * 2
+    peaked[:, :5] += 12.0
+    masked = gauss.clone()
+    masked[:, 50:] = float("-inf")  # what top-k leaves
+    return {
+        "flat-ish": gauss,
+        "wide": gauss * 4,
+        "peaked": peaked,
+        "all-equal": torch.zeros(rows, V_SPEECH),
+        "integer-ties": torch.randint(0, 6, (rows, V_SPEECH), generator=g).float(),
+        "bf16-ties": (gauss * 3).bfloat16().float(),
+        "one-hot": torch.full((rows, V_SPEECH), -1e4).index_fill_(1, torch.tensor([7]), 0.0),
+        "top-k-masked": masked,
+    }
+
+
+def _rounding_only(logits: torch.Tensor, fast: torch.Tensor, ref: torch.Tensor, top_p: float) -> None:
+    """Any id kept by one and not the other lies where the mass before it is top_p to float rounding.
+
+    The reference's float32 softmax sums 65k terms in sorted order and is itself off by ~1e-5,
+    so no method without that same sort can match it closer than that at the cut."""
+    probs = torch.softmax(logits.double(), dim=-1)
+    for row, col in (torch.isfinite(fast) != torch.isfinite(ref)).nonzero().tolist():
+        before = float(probs[row][logits[row] > logits[row, col]].sum())
+        assert abs(before - top_p) < 1e-4, (row, col, before)
+
+
+@pytest.mark.parametrize("top_p", [0.05, 0.5, 0.9, 0.95, 0.999])
+def test_top_p_band_matches_the_full_sort(top_p: float) -> None:
+    for name, logits in _logit_sets().items():
+        fast, ref = apply_top_p(logits, top_p), _reference_top_p(logits, top_p)
+        kept = torch.isfinite(fast)
+        assert torch.equal(fast[kept], logits[kept]), name  # what is kept is untouched
+        assert kept.any(dim=-1).all(), name
+        if name in ("all-equal", "integer-ties", "bf16-ties", "one-hot", "top-k-masked"):
+            assert torch.equal(fast, ref), name  # ties split by the cut go to the reference itself
+        else:
+            _rounding_only(logits, fast, ref, top_p)
+
+
+@pytest.mark.parametrize("top_k", [0, 50])
+def test_top_p_band_gives_the_same_tokens(monkeypatch: pytest.MonkeyPatch, top_k: int) -> None:
+    options = SamplingOptions(temperature=0.9, top_p=0.95, top_k=top_k)
+    seeds = list(range(40, 52))
+    logit_sets = _logit_sets(rows=len(seeds))
+    fast = {(name, step): sample_next(x, options, seeds, step) for name, x in logit_sets.items() for step in range(3)}
+    monkeypatch.setattr(sampling, "apply_top_p", _reference_top_p)
+    for (name, step), tokens in fast.items():
+        assert torch.equal(tokens, sample_next(logit_sets[name], options, seeds, step)), (name, step)
+
+
+def test_top_p_band_keeps_shape_and_odd_rows() -> None:
+    g = torch.Generator().manual_seed(7)
+    logits = torch.randn(2, 3, V_SPEECH, generator=g)
+    out = apply_top_p(logits, 0.9)
+    assert out.shape == logits.shape
+    assert torch.equal(out[1, 2], apply_top_p(logits[1, 2], 0.9))  # 1-D and batched agree
+    strided = logits[:, 0].t().contiguous().t()
+    assert not strided.is_contiguous() and torch.equal(apply_top_p(strided, 0.9), apply_top_p(logits[:, 0], 0.9))
+    odd = torch.randn(3, V_SPEECH, generator=g)
+    odd[0] = float("-inf")  # nothing allowed
+    odd[1, 5] = float("inf")
+    odd[2, 9] = float("nan")
+    fast, ref = apply_top_p(odd, 0.9), _reference_top_p(odd, 0.9)
+    assert torch.equal(fast.nan_to_num(nan=1.5), ref.nan_to_num(nan=1.5))
