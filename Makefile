@@ -14,6 +14,9 @@ test:
 lint:
 	$(PYTHON) -m ruff check llasa_cli tests scripts
 
+bench:
+	HF_HUB_OFFLINE=1 $(PYTHON) scripts/bench.py --size tiny
+
 tiny-models:
 	$(PYTHON) scripts/make_tiny_models.py tiny-models
 

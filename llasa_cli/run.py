@@ -105,9 +105,11 @@ def load_plan(request: RunRequest, manuscript: Manuscript | None = None) -> Plan
 
 def load_models(engine: EngineOptions, sampling: SamplingOptions) -> Models:
     from .models import load_codec, load_generator, pick_device
+    from .oom import OomBackoffGenerator
 
     device, notice = pick_device(engine.device)
-    generator = load_generator(engine, sampling)
+    # A batch that runs out of accelerator memory is halved and retried instead of ending the run.
+    generator = OomBackoffGenerator(load_generator(engine, sampling))
     codec = load_codec(engine.codec, device)
     return Models(generator=generator, codec=codec, device=device, notice=notice)
 
@@ -131,9 +133,10 @@ def make_search(request: RunRequest, models: Models) -> Search | None:
     from .lm import LlasaGenerator
     from .lm_search import LmCandidateGenerator
 
-    if not isinstance(models.generator, LlasaGenerator):
+    language_model = getattr(models.generator, "inner", models.generator)  # under the OOM back-off
+    if not isinstance(language_model, LlasaGenerator):
         raise InvalidOptionError("--beam and --best-of need the Llasa language model")
-    return Search(request.search, LmCandidateGenerator(models.generator), request.text.lang)
+    return Search(request.search, LmCandidateGenerator(language_model), request.text.lang)
 
 
 def make_verification(request: RunRequest, device: str) -> Verification | None:
