@@ -143,10 +143,13 @@ def make_verification(request: RunRequest, device: str) -> Verification | None:
     """How the run verifies segments once the narrator is known; None with --no-verify."""
     if not request.verify.enabled:
         return None
-    from .verify import load_verifier
+    from .verify import CompositeVerifier, load_verifier_models
+
+    # Loaded now, before any synthesis, so a missing verifier model fails before work is spent.
+    transcriber, embedder = load_verifier_models(request.verify, device)
 
     def load(reference_audio: Any) -> Any:
-        return load_verifier(request.verify, device, reference_audio, request.text.lang)
+        return CompositeVerifier(request.verify, transcriber, embedder, reference_audio, request.text.lang)
 
     return Verification(options=request.verify, load=load)
 

@@ -226,6 +226,12 @@ def load_verifier(
     The speaker model is loaded only when there is a reference clip to compare with."""
     if not options.enabled:
         return DisabledVerifier()
+    transcriber, embedder = load_verifier_models(options, device, speaker=reference_audio is not None)
+    return CompositeVerifier(options, transcriber, embedder, reference_audio, lang)
+
+
+def load_verifier_models(options: VerifyOptions, device: str, speaker: bool = True) -> tuple[Any, Any]:
+    """(transcriber, speaker embedder) that `options` ask for, each None when its check is off."""
     from .models import pick_device
 
     device, _ = pick_device(device)
@@ -235,8 +241,8 @@ def load_verifier(
 
         transcriber = load_transcriber(options.asr_model, device, options.asr_backend, options.batch_size)
     embedder = None
-    if options.check_speaker and reference_audio is not None:
+    if options.check_speaker and speaker:
         from .speaker import load_embedder
 
         embedder = load_embedder(options.speaker_backend, options.speaker_model, device, options.batch_size)
-    return CompositeVerifier(options, transcriber, embedder, reference_audio, lang)
+    return transcriber, embedder

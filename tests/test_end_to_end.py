@@ -128,3 +128,13 @@ def test_stdout_stream_is_one_valid_wav(tmp_path, tiny_models, capfdbinary):
     assert code == 0
     data, rate = sf.read(io.BytesIO(capfdbinary.readouterr().out))
     assert rate == SAMPLE_RATE and len(data) > SAMPLE_RATE  # lead-in + speech + final pause
+
+
+def test_a_missing_verifier_model_fails_before_any_synthesis(tmp_path, tiny_models, capsys):
+    out = tmp_path / "out"
+    args = ["synth", str(write_book(tmp_path)), "-o", str(out), "--model", str(tiny_models.llasa),
+            "--codec", str(tiny_models.xcodec2), "--device", "cpu", "--asr-model", "base"]  # fmt: skip
+    assert main(args) == 20  # Whisper 'base' cannot be fetched offline
+    assert "Whisper" in capsys.readouterr().err
+    log = out / ".llasa" / "llasa.log"
+    assert not log.exists() or "start" not in log.read_text()
