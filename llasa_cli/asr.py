@@ -18,7 +18,7 @@ and average log-probability below -1) transcribes as "".
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -75,6 +75,25 @@ def _split_by_length(audio: Sequence[np.ndarray]) -> tuple[list[np.ndarray], lis
     return clips, short, long
 
 
+def _transcribe_clips(
+    audio: Sequence[np.ndarray],
+    language: str,
+    batch_size: int,
+    decode_batch: Callable[[list[np.ndarray], str], list[str]],
+    transcribe_long: Callable[[np.ndarray, str], str],
+) -> list[str]:
+    """Clips that fit one 30 s window are decoded together in batches; longer ones one by one
+    with the backend's long-form transcription; empty ones give ""."""
+    clips, short, long = _split_by_length(audio)
+    texts = [""] * len(clips)
+    for batch in _batches(short, batch_size):
+        for index, text in zip(batch, decode_batch([clips[i] for i in batch], language), strict=True):
+            texts[index] = text
+    for index in long:
+        texts[index] = transcribe_long(clips[index], language)
+    return texts
+
+
 # -- openai-whisper ----------------------------------------------------------------
 
 
@@ -86,17 +105,13 @@ class WhisperTranscriber:
 
     def transcribe(self, audio: Sequence[np.ndarray], language: str = "en") -> list[str]:
         _check_language(self.model.is_multilingual, language)
-        clips, short, long = _split_by_length(audio)
-        texts = [""] * len(clips)
-        for batch in _batches(short, self.batch_size):
-            for index, text in zip(batch, self._decode([clips[i] for i in batch], language), strict=True):
-                texts[index] = text
-        for index in long:
-            result = self.model.transcribe(
-                clips[index], language=language, fp16=self._fp16, temperature=0.0, condition_on_previous_text=False
-            )
-            texts[index] = str(result["text"]).strip()
-        return texts
+        return _transcribe_clips(audio, language, self.batch_size, self._decode, self._transcribe_long)
+
+    def _transcribe_long(self, clip: np.ndarray, language: str) -> str:
+        result = self.model.transcribe(
+            clip, language=language, fp16=self._fp16, temperature=0.0, condition_on_previous_text=False
+        )
+        return str(result["text"]).strip()
 
     @property
     def _fp16(self) -> bool:
@@ -137,18 +152,14 @@ class FasterWhisperTranscriber:
 
     def transcribe(self, audio: Sequence[np.ndarray], language: str = "en") -> list[str]:
         _check_language(self.model.model.is_multilingual, language)
-        clips, short, long = _split_by_length(audio)
-        texts = [""] * len(clips)
-        for batch in _batches(short, self.batch_size):
-            for index, text in zip(batch, self._decode([clips[i] for i in batch], language), strict=True):
-                texts[index] = text
-        for index in long:
-            segments, _ = self.model.transcribe(
-                clips[index], language=language, beam_size=BEAM_SIZE, temperature=0.0,
-                condition_on_previous_text=False, vad_filter=False,
-            )  # fmt: skip
-            texts[index] = "".join(segment.text for segment in segments).strip()
-        return texts
+        return _transcribe_clips(audio, language, self.batch_size, self._decode, self._transcribe_long)
+
+    def _transcribe_long(self, clip: np.ndarray, language: str) -> str:
+        segments, _ = self.model.transcribe(
+            clip, language=language, beam_size=BEAM_SIZE, temperature=0.0,
+            condition_on_previous_text=False, vad_filter=False,
+        )  # fmt: skip
+        return "".join(segment.text for segment in segments).strip()
 
     def _decode(self, clips: list[np.ndarray], language: str) -> list[str]:
         from faster_whisper.audio import pad_or_trim
