@@ -240,6 +240,14 @@ class JobStore:
             if self._conn.in_transaction:
                 self._conn.execute("ROLLBACK")
 
+    def _rows_for_keys(self, sql: str, keys: Sequence[str], *params: Any) -> list[Any]:
+        """Rows of `sql` (its `{keys}` a placeholder list, then `params`) over the keys, in SQL-sized chunks."""
+        rows: list[Any] = []
+        for chunk in _chunks(_unique(keys)):
+            marks = ",".join("?" * len(chunk))
+            rows.extend(self._conn.execute(sql.format(keys=marks), (*chunk, *params)))
+        return rows
+
     def _row(self, sql: str, params: Sequence[Any] = ()) -> Any:
         return self._conn.execute(sql, params).fetchone()
 
@@ -357,16 +365,14 @@ class JobStore:
     def holders(self, keys: Sequence[str], now: float | None = None) -> dict[str, str]:
         """key -> worker, for the given keys that are leased live and not done."""
         now = time.time() if now is None else now
-        found: dict[str, str] = {}
-        for chunk in _chunks(_unique(keys)):
-            marks = ",".join("?" * len(chunk))
-            found.update(
-                self._conn.execute(
-                    f"""SELECT key, worker FROM segments WHERE key IN ({marks}) AND status != 'done'
-                        AND worker IS NOT NULL AND lease_until > ?""",
-                    (*chunk, now),
-                )
+        found: dict[str, str] = dict(
+            self._rows_for_keys(
+                "SELECT key, worker FROM segments WHERE key IN ({keys}) AND status != 'done'"
+                " AND worker IS NOT NULL AND lease_until > ?",
+                keys,
+                now,
             )
+        )
         return found
 
     @_db_op
@@ -430,12 +436,8 @@ class JobStore:
 
     @_db_op
     def done_keys(self, keys: Sequence[str]) -> set[str]:
-        done: set[str] = set()
-        for chunk in _chunks(_unique(keys)):
-            marks = ",".join("?" * len(chunk))
-            rows = self._conn.execute(f"SELECT key FROM segments WHERE status = 'done' AND key IN ({marks})", chunk)
-            done.update(row[0] for row in rows)
-        return done
+        rows = self._rows_for_keys("SELECT key FROM segments WHERE status = 'done' AND key IN ({keys})", keys)
+        return {row[0] for row in rows}
 
     @_db_op
     def segment(self, key: str) -> SegmentRecord | None:
@@ -452,10 +454,7 @@ class JobStore:
     @_db_op
     def takes(self, keys: Sequence[str]) -> dict[str, int]:
         """How often each key was redone (0 for keys never redone or unknown)."""
-        found: dict[str, int] = {}
-        for chunk in _chunks(_unique(keys)):
-            marks = ",".join("?" * len(chunk))
-            found.update(self._conn.execute(f"SELECT key, take FROM segments WHERE key IN ({marks})", chunk))
+        found = dict(self._rows_for_keys("SELECT key, take FROM segments WHERE key IN ({keys})", keys))
         return {key: int(found.get(key, 0)) for key in keys}
 
     @_db_op
