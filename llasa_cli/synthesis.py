@@ -176,9 +176,10 @@ class Synthesizer:
                 if (reason := context.stop_reason()) is not None:
                     yield RunStopped(reason)
                     return
-                finished = yield from self._work_on(plan, chapter, context, voice)
+                fresh: dict[str, np.ndarray] = {}  # this pass's decoded audio, so a chapter is not decoded twice
+                finished = yield from self._work_on(plan, chapter, context, voice, fresh)
                 if finished:
-                    yield write_chapter(plan, chapter, sink, context, self.codec, strict=self._strict)
+                    yield write_chapter(plan, chapter, sink, context, self.codec, strict=self._strict, decoded=fresh)
                 else:
                     left.append(chapter)
             if left:
@@ -190,7 +191,9 @@ class Synthesizer:
         flagged = tuple(s.segment_id for s in plan.segments if is_flagged(context.store, context.keys[s.segment_id]))
         yield JobFinished(total=finished.total, done=finished.done, flagged=flagged)
 
-    def _work_on(self, plan: Plan, chapter: Chapter, context: RunContext, voice: VoicePrompt) -> Iterator[Event]:
+    def _work_on(
+        self, plan: Plan, chapter: Chapter, context: RunContext, voice: VoicePrompt, fresh: dict[str, np.ndarray]
+    ) -> Iterator[Event]:
         """Generate the chapter's claimable segments, a batch at a time; True when all are done."""
         segments = sorted(plan.segments_of(chapter.number), key=lambda s: s.est_seconds)
         by_key = {context.keys[s.segment_id]: s for s in segments}
@@ -209,13 +212,15 @@ class Synthesizer:
             context.log(f"start {' '.join(claimed)}")
             kept = self._render_verified(batch, voice, [takes[k] * ATTEMPTS_PER_TAKE for k in claimed])
             for key, segment, outcome in zip(claimed, batch, kept, strict=True):
-                self._record(context, key, outcome)
+                if self._record(context, key, outcome):
+                    fresh[key] = outcome.item.audio
                 yield _done(segment, outcome)
 
-    def _record(self, context: RunContext, key: str, outcome: _Outcome) -> None:
+    def _record(self, context: RunContext, key: str, outcome: _Outcome) -> bool:
+        """Store the kept attempt; False when another run finished the key first (its codes stand)."""
         item, verdict = outcome.item, outcome.verdict
         scores = {} if verdict is None else {**verdict.to_dict(), FLAGGED: not verdict.passed}
-        context.store.record_done(
+        recorded = context.store.record_done(
             key,
             item.result.codes,
             attempts=outcome.attempts,
@@ -225,6 +230,7 @@ class Synthesizer:
             worker=context.worker,
         )
         context.log(f"done {key} codes={len(item.result.codes)} hit_cap={int(item.result.hit_cap)}")
+        return recorded
 
     def _render_verified(self, segments: Sequence[Segment], voice: VoicePrompt, bases: Sequence[int]) -> list[_Outcome]:
         """Render, verify, and sample the failing rows again (new seeds, batched), keeping each row's best."""
@@ -374,10 +380,13 @@ def write_chapter(
     codec: SpeechCodec,
     force: bool = False,
     strict: bool = False,
+    decoded: dict[str, np.ndarray] | None = None,
 ) -> ChapterWritten | ChapterHeld:
     """Stitch a finished chapter from its stored codes, unless its file is already what they make.
 
-    With `strict`, a chapter holding a segment that failed verification is not written at all.
+    `decoded` holds audio this run already decoded from exactly those codes (by key); only the
+    rest is decoded here. With `strict`, a chapter holding a segment that failed verification is
+    not written at all.
     """
     segments = plan.segments_of(chapter.number)
     if strict:
@@ -392,11 +401,23 @@ def write_chapter(
     digest = JobKeys.chapter_digest(chapter, segments, codes, sink.fingerprint())
     if not force and context.store.chapter_digest(chapter.number) == digest and sink.exists(chapter):
         return ChapterWritten(chapter, sink.destination(chapter), audio_seconds=0.0, unchanged=True)
-    audios = codec.decode(codes)
+    keys = [context.keys[s.segment_id] for s in segments]
+    audios = _decode_missing(codec, keys, codes, decoded or {})
     written = sink.write(chapter, list(zip(audios, segments, strict=True)))
     context.store.record_chapter(chapter.number, digest, written.destination)
     context.log(f"chapter {chapter.number} -> {written.destination}")
     return written
+
+
+def _decode_missing(
+    codec: SpeechCodec, keys: list[str], codes: list[np.ndarray], decoded: dict[str, np.ndarray]
+) -> list[np.ndarray]:
+    """Audio for every position: already decoded where known, the rest decoded in one call."""
+    todo = sorted({k for k in keys if k not in decoded})
+    if todo:
+        by_key = dict(zip(keys, codes, strict=True))
+        decoded = {**decoded, **dict(zip(todo, codec.decode([by_key[k] for k in todo]), strict=True))}
+    return [decoded[k] for k in keys]
 
 
 def is_flagged(store: JobStore, key: str) -> bool:
