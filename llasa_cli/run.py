@@ -21,7 +21,7 @@ from typing import Any, BinaryIO
 
 from .errors import InputEmptyError, InvalidOptionError, JobStoreError
 from .jobstore import JobStore, manuscript_fingerprint
-from .manuscript import Manuscript
+from .manuscript import STDIN_SOURCE, Manuscript
 from .metadata import BookMetadata
 from .options import EngineOptions, SamplingOptions, StitchOptions, TextOptions, VerifyOptions
 from .plan import Plan
@@ -172,7 +172,7 @@ def book_metadata(request: RunRequest, manuscript: Manuscript | None) -> BookMet
     from .metadata import merge_metadata
 
     front = dict(manuscript.front_matter) if manuscript else {}
-    if manuscript and not front.get("title") and request.inline_text is None and request.source != STDOUT:
+    if manuscript and not front.get("title") and request.inline_text is None and request.source != STDIN_SOURCE:
         front["title"] = Path(request.source).stem.replace("_", " ").title()
     return merge_metadata(front, request.metadata)
 
