@@ -20,7 +20,7 @@ import torch
 
 from .lm import DecodeContext, LlasaGenerator, new_decode_state, record_choices
 from .protocols import GenerationRequest
-from .sampling import filter_logits, gumbel_noise, sample_next
+from .sampling import sample_next
 from .search import Branch, Extension, Started
 
 
@@ -110,7 +110,7 @@ class LmCandidateGenerator:
         steps_run, choice = 0, None
         while steps_run < max(limits):
             steps = [offset + steps_run for offset in offsets]
-            choice = self._sample(g.logits(context), seeds, steps, decode.seen)
+            choice = sample_next(g.logits(context), g.sampling, seeds, steps, decode.seen)
             record_choices(decode, rows, steps_run, choice)
             steps_run += 1
             if steps_run == max(limits) or bool(decode.finished.all()):
@@ -131,20 +131,6 @@ class LmCandidateGenerator:
             ),
         )
         return [Extension(tokens=choices[row, :n].copy(), ended=bool(ended[row])) for row, n in enumerate(lengths)]
-
-    def _sample(
-        self, logits: torch.Tensor, seeds: list[int], steps: list[int], seen: torch.Tensor | None
-    ) -> torch.Tensor:
-        """`sample_next`, with each row at its own token index (rows of one search step share it)."""
-        sampling = self.generator.sampling
-        if len(set(steps)) == 1:
-            return sample_next(logits, sampling, seeds, steps[0], seen)
-        filtered = filter_logits(logits, sampling, seen)
-        if sampling.greedy:
-            return filtered.argmax(dim=-1)
-        size = filtered.shape[-1]
-        noise = torch.cat([gumbel_noise([s], t, size, filtered.device) for s, t in zip(seeds, steps, strict=True)])
-        return (filtered + noise).argmax(dim=-1)
 
 
 def _select(context: DecodeContext, rows: list[int], device: torch.device) -> DecodeContext:

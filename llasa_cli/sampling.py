@@ -1,14 +1,14 @@
 """Seeds and per-row sampling that does not depend on what else is in the batch.
 
 `segment_seed` turns (run seed, text, attempt) into a row seed, stable across processes and
-machines. `sample_next` draws one token per row by Gumbel-max: argmax(filtered logits / T +
-Gumbel noise), where each row's noise comes from a generator seeded with (row seed, step)
-only, so a row gets the same tokens alone, in any batch, or resumed after a crash (on the
-same kind of device: CPU and CUDA random streams differ).
+machines. `sample_next` draws one token per row from the filtered softmax by inverting its
+cumulative mass at a uniform number hashed from (row seed, step) only, so a row gets the same
+tokens alone, in any batch, or resumed after a crash.
 
-The filters act on [B, V] float logits, row by row: repetition penalty, temperature, top-k,
-top-p (SamplingOptions). `mask_disallowed` sets every id outside an allowed set to -inf;
-the generator instead scores only the allowed ids (speech tokens + end), which is the same.
+The filters act on [B, V] float logits, row by row: repetition penalty, temperature, top-k
+(`filter_logits`); top-p is applied by the sampler itself, by rejection, which needs no sort of
+the 65,537 speech ids (see TOP_P_DRAWS). `mask_disallowed` sets every id outside an allowed
+set to -inf; the generator instead scores only the allowed ids (speech tokens + end).
 torch is imported inside the functions, so `segment_seed` costs no torch import.
 """
 
@@ -47,32 +47,6 @@ def step_seed(row_seed: int, step: int) -> int:
     return _splitmix64(_splitmix64(row_seed & _MASK64) ^ (step & _MASK64)) & _SEED_MASK
 
 
-def _generator(device: torch.device) -> torch.Generator:
-    """A generator on `device` where torch has one there, else on the CPU."""
-    import torch
-
-    try:
-        return torch.Generator(device=device)
-    except RuntimeError:
-        return torch.Generator(device="cpu")
-
-
-def gumbel_noise(seeds: Sequence[int], step: int, size: int, device: torch.device | str) -> torch.Tensor:
-    """[len(seeds), size] float32 standard Gumbel noise; row r depends on (seeds[r], step) only."""
-    import torch
-
-    device = torch.device(device)
-    generator = _generator(device)
-    rows = []
-    for seed in seeds:
-        generator.manual_seed(step_seed(seed, step))
-        rows.append(torch.rand(size, generator=generator, device=generator.device, dtype=torch.float32))
-    uniform = torch.stack(rows).to(device)
-    tiny = torch.finfo(torch.float32).tiny
-    uniform = uniform.clamp_(min=tiny, max=1.0 - torch.finfo(torch.float32).eps)
-    return -torch.log(-torch.log(uniform))
-
-
 def mask_disallowed(logits: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
     """Set every id where the [V] bool mask `allowed` is False to -inf."""
     return logits.masked_fill(~allowed.to(logits.device), float("-inf"))
@@ -101,24 +75,15 @@ def apply_top_k(logits: torch.Tensor, top_k: int) -> torch.Tensor:
 def apply_top_p(logits: torch.Tensor, top_p: float) -> torch.Tensor:
     """Keep each row's smallest set of most likely ids whose probability reaches `top_p` (always >= 1 id).
 
-    The rule is `_top_p_by_sort`'s (sort, then drop every id whose mass before it reaches top_p).
-    Large vocabularies on the CPU take `_top_p_drop_mask` instead, which sorts only a narrow band
-    of ids around the cut and gives the same result, up to float rounding at the cut (see there).
-    """
+    The sampler does not call this (it samples top-p by rejection, see `sample_next`); it is
+    the rule written out, which the sampler's fallback and the tests use."""
     if top_p >= 1.0:
         return logits
-    if logits.device.type != "cpu" or logits.ndim == 0 or logits.shape[-1] < TOP_P_BAND_MIN_VOCAB:
-        return _top_p_by_sort(logits, top_p)
-    flat = logits.reshape(-1, logits.shape[-1])
-    return logits.masked_fill(_top_p_drop_mask(flat, top_p).view(logits.shape), float("-inf"))
-
-
-def _top_p_by_sort(logits: torch.Tensor, top_p: float) -> torch.Tensor:
-    """The reference: a full descending sort, softmax, mass before each id, scattered back."""
     return logits.masked_fill(_sorted_drop_mask(logits, top_p), float("-inf"))
 
 
 def _sorted_drop_mask(logits: torch.Tensor, top_p: float) -> torch.Tensor:
+    """[..., V] bool: the ids top-p drops (a full sort; the mass before each id reaching top_p)."""
     import torch
 
     sorted_logits, order = torch.sort(logits, dim=-1, descending=True)
@@ -129,118 +94,150 @@ def _sorted_drop_mask(logits: torch.Tensor, top_p: float) -> torch.Tensor:
     return torch.zeros_like(drop_sorted).scatter(-1, order, drop_sorted)
 
 
-# Band search for top-p: ids are binned by their distance below the row's best logit; the
-# cumulative mass of the bins tells which ids are surely kept (mass before them is below
-# top_p - margin), surely dropped (mass at or above top_p + margin) or in the band between,
-# which is sorted and decided with the reference's own arithmetic.
-TOP_P_BAND_MIN_VOCAB = 4_096  # below this a full sort is as quick
-TOP_P_BINS = 4_096
-TOP_P_BIN_RANGE = 64.0  # logit units below the best covered by bins; further down, one last bin
-# Mass either side of top_p decided inside the band. Float rounding moves the reference's
-# running mass by ~1e-5 at most (measured), so ids outside the band are decided as it decides them.
-TOP_P_BAND_MARGIN = 1e-3
-
-
-def _top_p_drop_mask(flat: torch.Tensor, top_p: float) -> torch.Tensor:
-    """[B, V] bool: which ids top-p drops, equal to `_sorted_drop_mask` row by row.
-
-    Inside the band the mass before each id is summed in float64 and rounded to float32 as the
-    reference's cumsum does, so results match unless that mass lies within float rounding of
-    top_p (the reference itself then depends on its summation order). Rows the band cannot
-    decide exactly (NaN or +inf logits, nothing finite, equal logits split by the cut, whose
-    order the reference's unstable sort picks) are handed to the reference.
-    """
-    import torch
-
-    row_max = flat.amax(dim=-1, keepdim=True)
-    if bool(torch.isnan(row_max).any()) or not bool(torch.isfinite(row_max).all()):
-        return _sorted_drop_mask(flat, top_p)
-    probs = torch.softmax(flat, dim=-1)
-    bins = ((row_max - flat) * (TOP_P_BINS / TOP_P_BIN_RANGE)).clamp_(max=TOP_P_BINS).long()
-    first, last, mass_above = _band_limits(bins, probs, top_p)
-    band = (bins >= first) & (bins <= last)
-    if bool((last == TOP_P_BINS).any()):
-        band &= flat > float("-inf")  # -inf stays -inf whatever is decided; keep it out of the sort
-    drop = bins > last
-    undecided = _decide_band(flat, probs, band, first, mass_above, top_p, drop)
-    for row in undecided:
-        drop[row] = _sorted_drop_mask(flat[row : row + 1], top_p)[0]
-    return drop
-
-
-def _band_limits(
-    bins: torch.Tensor, probs: torch.Tensor, top_p: float
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Per row: the first and last bin of the band ([B, 1] long) and the float64 mass above it ([B, 1])."""
-    import torch
-
-    rows = bins.shape[0]
-    hist = torch.zeros(rows, TOP_P_BINS + 1, dtype=torch.float64, device=bins.device)
-    through = hist.scatter_add_(-1, bins, probs.double()).cumsum(dim=-1)  # mass of bins 0..b
-    limits = torch.tensor([[top_p - TOP_P_BAND_MARGIN, top_p + TOP_P_BAND_MARGIN]], dtype=through.dtype)
-    first, last = torch.searchsorted(through, limits.expand(rows, 2).contiguous()).clamp_(max=TOP_P_BINS).unbind(-1)
-    padded = torch.nn.functional.pad(through, (1, 0))
-    return first.unsqueeze(-1), last.unsqueeze(-1), padded.gather(-1, first.unsqueeze(-1))
-
-
-def _decide_band(
-    flat: torch.Tensor,
-    probs: torch.Tensor,
-    band: torch.Tensor,
-    first: torch.Tensor,
-    mass_above: torch.Tensor,
-    top_p: float,
-    drop: torch.Tensor,
-) -> list[int]:
-    """Sort each row's band, mark its dropped ids in `drop`; return the rows whose cut splits equal logits."""
-    import torch
-
-    rows, cols = band.nonzero(as_tuple=True)
-    if not rows.numel():
-        return []
-    counts = band.sum(dim=-1)
-    width = int(counts.max())
-    starts = torch.cumsum(counts, dim=0) - counts
-    slot = torch.arange(rows.numel(), device=flat.device) - starts[rows]
-    values = flat.new_full((flat.shape[0], width), float("-inf"))
-    values[rows, slot] = flat[rows, cols]
-    ids = torch.zeros_like(values, dtype=torch.long)
-    ids[rows, slot] = cols
-    values, order = values.sort(dim=-1, descending=True)
-    ids = ids.gather(-1, order)
-    band_probs = probs.gather(-1, ids)
-    mass_through = torch.cumsum(torch.cat([mass_above, band_probs.double()], dim=-1), dim=-1)[:, 1:]
-    drop_sorted = (mass_through.float() - band_probs) >= top_p
-    drop_sorted[:, 0] &= first.squeeze(-1) > 0  # the best id is always kept
-    valid = torch.arange(width, device=flat.device) < counts.unsqueeze(-1)
-    split_tie = (values[:, 1:] == values[:, :-1]) & (drop_sorted[:, 1:] != drop_sorted[:, :-1]) & valid[:, 1:]
-    row_of = torch.arange(flat.shape[0], device=flat.device).unsqueeze(-1).expand_as(ids)
-    drop[row_of[valid], ids[valid]] = drop_sorted[valid]
-    return split_tie.any(dim=-1).nonzero().flatten().tolist()
-
-
 def filter_logits(logits: torch.Tensor, options: SamplingOptions, seen: torch.Tensor | None = None) -> torch.Tensor:
-    """Repetition penalty, then (unless greedy) temperature, top-k and top-p, on float32 [B, V] logits."""
+    """Repetition penalty, then (unless greedy) temperature and top-k on float32 [B, V] logits.
+
+    Top-p is left to the sampler, which applies it without sorting (`sample_next`)."""
     logits = apply_repetition_penalty(logits.float(), seen, options.repetition_penalty)
     if options.greedy:
         return logits
-    logits = logits / options.temperature
-    logits = apply_top_k(logits, options.top_k)
-    return apply_top_p(logits, options.top_p)
+    return apply_top_k(logits / options.temperature, options.top_k)
+
+
+# Top-p by rejection: draw from the whole softmax, keep the draw if it lies in the top-p set,
+# else draw again. That is exactly a draw from the renormalised top-p set, and checking one id
+# ("is the mass of the ids more likely than it below top_p?") is one pass over the row, where
+# finding the set takes a sort of 65,537 ids. A draw is rejected with probability below
+# 1 - top_p, so at the default 0.95 a row needs a 7th draw once in about 6e10 tokens; the rows
+# left after TOP_P_DRAWS take the exact sorting path.
+TOP_P_DRAWS = 6
+# Below this top_p most draws would be rejected: sorting is cheaper.
+MIN_REJECTION_TOP_P = 0.5
+_UNIFORM_BITS = 53  # a float64 mantissa
+
+
+def row_uniform(row_seed: int, step: int, draw: int) -> float:
+    """A uniform number in [0, 1) that depends on (row seed, step, draw number) only."""
+    bits = _splitmix64(step_seed(row_seed, step) ^ _splitmix64(draw))
+    return (bits >> (64 - _UNIFORM_BITS)) / float(1 << _UNIFORM_BITS)
 
 
 def sample_next(
     logits: torch.Tensor,
     options: SamplingOptions,
     seeds: Sequence[int],
-    step: int,
+    step: int | Sequence[int],
     seen: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """One index per row of [B, V] `logits`: argmax when greedy, else Gumbel-max with per-row seeded noise."""
-    if len(seeds) != logits.shape[0]:
-        raise ValueError(f"{len(seeds)} seeds for {logits.shape[0]} rows")
+    """One index per row of [B, V] `logits`: argmax when greedy, else a draw from the filtered softmax.
+
+    Row r's draw depends on its logits, `seeds[r]` and its step (`step`, or `step[r]` when rows
+    are at different positions) only, never on the other rows: a segment gets the same codes
+    alone, in any batch, or resumed after a crash. Uniforms come from a hash, not from a torch
+    generator, so a step costs no per-row generator calls and the stream is the same on every
+    device (the logits themselves still differ slightly between devices)."""
+    rows = logits.shape[0]
+    if len(seeds) != rows:
+        raise ValueError(f"{len(seeds)} seeds for {rows} rows")
+    steps = [int(step)] * rows if isinstance(step, int) else [int(s) for s in step]
+    if len(steps) != rows:
+        raise ValueError(f"{len(steps)} steps for {rows} rows")
     filtered = filter_logits(logits, options, seen)
     if options.greedy:
         return filtered.argmax(dim=-1)
-    noise = gumbel_noise(seeds, step, filtered.shape[-1], filtered.device)
-    return (filtered + noise).argmax(dim=-1)
+    return _draw(filtered, options.top_p, seeds, steps)
+
+
+def _draw(filtered: torch.Tensor, top_p: float, seeds: Sequence[int], steps: list[int]) -> torch.Tensor:
+    """Top-p draws by rejection (see TOP_P_DRAWS); the rows still pending take `_draw_exact`."""
+    import torch
+
+    probs = torch.softmax(filtered, dim=-1)
+    choice = torch.zeros(probs.shape[0], dtype=torch.long, device=probs.device)
+    pending = list(range(probs.shape[0]))
+    draws = 0 if top_p < MIN_REJECTION_TOP_P else 1 if top_p >= 1.0 else TOP_P_DRAWS
+    for draw in range(draws):
+        index = torch.as_tensor(pending, device=probs.device)
+        row_probs = probs if len(pending) == probs.shape[0] else probs[index]
+        picked = _invert_cdf(row_probs, _uniforms(seeds, steps, pending, draw, row_probs.device))
+        picked_prob = row_probs.gather(-1, picked.unsqueeze(-1))
+        accept = picked_prob.squeeze(-1) > 0  # false only when rounding lands past the last likely id
+        if top_p < 1.0:
+            accept &= (row_probs * (row_probs > picked_prob)).sum(dim=-1) < top_p
+        choice[index[accept]] = picked[accept]
+        pending = [row for row, ok in zip(pending, accept.tolist(), strict=True) if not ok]
+        if not pending:
+            return choice
+    index = torch.as_tensor(pending, device=probs.device)
+    uniforms = _uniforms(seeds, steps, pending, draws, probs.device)
+    choice[index] = _draw_exact(filtered[index], probs[index], top_p, uniforms)
+    return choice
+
+
+def _draw_exact(filtered: torch.Tensor, probs: torch.Tensor, top_p: float, uniforms: torch.Tensor) -> torch.Tensor:
+    """Inverse-CDF draws over each row's sorted top-p set; a row with no finite logit gets its argmax."""
+    import torch
+
+    weights = probs if top_p >= 1.0 else probs.masked_fill(_sorted_drop_mask(filtered, top_p), 0.0)
+    weights = weights.nan_to_num(nan=0.0)
+    picked = _invert_cdf(weights, uniforms)
+    usable = weights.gather(-1, picked.unsqueeze(-1)).squeeze(-1) > 0
+    return torch.where(usable, picked, filtered.argmax(dim=-1))
+
+
+# The inverse CDF runs in two levels: the running mass of blocks of CDF_BLOCK ids finds the
+# block, then a running mass inside that block finds the id. A cumulative sum over all 65,537
+# ids in float64 costs ten times the softmax on a CPU; in float32 it rounds away rare ids' share.
+CDF_BLOCK = 256
+
+
+def _invert_cdf(weights: torch.Tensor, uniforms: torch.Tensor) -> torch.Tensor:
+    """Per row of [B, V] non-negative `weights`, the id where the running mass first exceeds uniform x total."""
+    import torch
+
+    dtype = _cdf_dtype(weights.device)
+    block_cdf = _block_sums(weights).to(dtype).cumsum(dim=-1)
+    targets = uniforms.to(dtype).unsqueeze(-1) * block_cdf[:, -1:]
+    block = _first_exceeding(block_cdf, targets)
+    before = torch.nn.functional.pad(block_cdf, (1, 0)).gather(-1, block)
+    ids = block * CDF_BLOCK + torch.arange(CDF_BLOCK, device=weights.device)
+    inside = ids < weights.shape[-1]  # the last block may be short
+    inner = weights.gather(-1, ids.clamp(max=weights.shape[-1] - 1)).masked_fill(~inside, 0.0)
+    step_in = _first_exceeding(inner.to(dtype).cumsum(dim=-1), (targets - before).contiguous())
+    return ids.gather(-1, step_in).squeeze(-1).clamp_(max=weights.shape[-1] - 1)
+
+
+def _first_exceeding(cdf: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """[B, 1] first index whose running mass exceeds the target; where rounding puts the target at
+    or past the total, the last index with any mass (never an id of zero weight after it)."""
+    import torch
+
+    found = torch.searchsorted(cdf, targets, right=True)
+    last_with_mass = torch.searchsorted(cdf, cdf[:, -1:].contiguous(), right=False)
+    return torch.minimum(found, last_with_mass).clamp_(max=cdf.shape[-1] - 1)  # NaN mass: stay in range
+
+
+def _block_sums(weights: torch.Tensor) -> torch.Tensor:
+    """[B, ceil(V / CDF_BLOCK)] mass of each block of ids (no padded copy of the row)."""
+    import torch
+
+    rows, width = weights.shape
+    whole = width // CDF_BLOCK * CDF_BLOCK
+    sums = weights[:, :whole].reshape(rows, -1, CDF_BLOCK).sum(dim=-1)
+    if whole == width:
+        return sums
+    return torch.cat([sums, weights[:, whole:].sum(dim=-1, keepdim=True)], dim=-1)
+
+
+def _uniforms(seeds: Sequence[int], steps: list[int], rows: list[int], draw: int, device: torch.device) -> torch.Tensor:
+    import torch
+
+    values = [row_uniform(seeds[row], steps[row], draw) for row in rows]
+    return torch.tensor(values, dtype=_cdf_dtype(device)).to(device)
+
+
+def _cdf_dtype(device: torch.device) -> torch.dtype:
+    """float64 for the running mass where the device has it (MPS does not), so tiny ids keep their share."""
+    import torch
+
+    return torch.float32 if device.type == "mps" else torch.float64
