@@ -80,6 +80,7 @@ class DecodeContext:
     mask: torch.Tensor  # [B, L]
     next_position: torch.Tensor  # [B, 1]
     hidden: torch.Tensor  # [B, H]
+    origin: torch.Tensor  # [B] which prompt of the prefill each row continues
 
     @property
     def rows(self) -> int:
@@ -95,6 +96,7 @@ class DecodeContext:
             mask=self.mask.index_select(0, rows),
             next_position=self.next_position.index_select(0, rows),
             hidden=self.hidden.index_select(0, rows),
+            origin=self.origin.index_select(0, rows),
         )
 
 
@@ -165,7 +167,8 @@ class LlasaGenerator:
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
         cache = DynamicCache(config=self.model.config)
         hidden = self._forward(ids, mask, positions, cache)
-        return DecodeContext(cache=cache, mask=mask, next_position=positions[:, -1:] + 1, hidden=hidden)
+        origin = torch.arange(len(prompts), device=self.device)
+        return DecodeContext(cache=cache, mask=mask, next_position=positions[:, -1:] + 1, hidden=hidden, origin=origin)
 
     def feed(self, context: DecodeContext, choice: torch.Tensor) -> None:
         """Run one chosen scored index per row ([B]) through the LM, advancing `context` in place."""
@@ -203,14 +206,28 @@ class LlasaGenerator:
         if bool(state.finished.all()):
             return state
         context = self.prefill(prompts)
-        rows = torch.arange(len(prompts), device=self.device)
+        row_seeds = list(seeds)
         for step in range(max(caps)):
-            choice = sample_next(self.logits(context), self.sampling, seeds, step, state.seen)
+            rows = context.origin
+            seen = None if state.seen is None else state.seen[rows]
+            choice = sample_next(self.logits(context), self.sampling, row_seeds, step, seen)
             record_choices(state, rows, step, choice)
-            if bool(state.finished.all()):
+            done = state.finished[rows]
+            finished_rows = int(done.sum())
+            if finished_rows == len(row_seeds):
                 break
+            if finished_rows * DROP_FINISHED_SHARE >= len(row_seeds):
+                live = (~done).nonzero().squeeze(-1)
+                context, choice = context.select(live), choice[live]
+                row_seeds = [seeds[row] for row in context.origin.tolist()]
             self.feed(context, choice)
         return state
+
+
+# Finished rows leave the batch once they are at least 1 / DROP_FINISHED_SHARE of it: every
+# later step is that much smaller, and copying the live rows' cache costs about one step's
+# reads, so dropping rows one by one would cost more than it saves.
+DROP_FINISHED_SHARE = 4
 
 
 def new_decode_state(caps: Sequence[int], seen: torch.Tensor | None, device: torch.device) -> DecodeState:
@@ -228,16 +245,18 @@ def new_decode_state(caps: Sequence[int], seen: torch.Tensor | None, device: tor
 
 
 def record_choices(state: DecodeState, rows: torch.Tensor, step: int, choice: torch.Tensor) -> None:
-    """Book one step's choices: live rows emit a code or end; rows reaching their cap finish."""
-    live = ~state.finished
+    """Book one step's choices of the state rows `rows` ([R], distinct): live rows emit a code or
+    end; rows reaching their cap finish. Rows not in `rows` are left as they are."""
+    live = ~state.finished[rows]
     is_end = choice == END_INDEX
     emit = live & ~is_end
-    state.ended |= live & is_end
-    state.choices[:, step] = choice
-    state.lengths += emit.long()
+    state.ended[rows] |= live & is_end
+    state.choices[rows, step] = choice
+    lengths = state.lengths[rows] + emit.long()
+    state.lengths[rows] = lengths
     if state.seen is not None:
         state.seen[rows, choice] |= emit
-    state.finished |= is_end | (state.lengths >= state.caps)
+    state.finished[rows] |= is_end | (lengths >= state.caps[rows])
 
 
 def _left_pad(prompts: list[list[int]], pad_id: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:

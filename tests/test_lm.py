@@ -18,14 +18,19 @@ VOICE = VoicePrompt(codes=np.arange(1000, 1040, dtype=np.int64), text="A short r
 
 
 class ScriptedEnd:
-    """Wraps the speech head: row r emits the end token from step stops[r] on (None: never ends)."""
+    """Wraps the generator's logits: request r emits the end token from step stops[r] on (None: never ends).
 
-    def __init__(self, head, stops: list[int | None]) -> None:
-        self.head, self.stops, self.step = head, stops, 0
+    Rows are told apart by `context.origin`, since finished rows leave the batch."""
 
-    def __call__(self, hidden: torch.Tensor) -> torch.Tensor:
-        logits = self.head(hidden)
-        for row, stop in enumerate(self.stops):
+    def __init__(self, logits, stops: list[int | None]) -> None:
+        self.logits, self.stops, self.step = logits, stops, 0
+        self.batch_rows: list[int] = []
+
+    def __call__(self, context) -> torch.Tensor:
+        logits = self.logits(context)
+        self.batch_rows.append(logits.shape[0])
+        for row, request in enumerate(context.origin.tolist()):
+            stop = self.stops[request]
             ends = stop is not None and self.step >= stop
             logits[row, END_INDEX] = 1e9 if ends else float("-inf")
         self.step += 1
@@ -34,7 +39,7 @@ class ScriptedEnd:
 
 def scripted(generator: LlasaGenerator, stops: list[int | None], sampling: SamplingOptions) -> LlasaGenerator:
     twin = LlasaGenerator(generator.model, generator.tokenizer, sampling)
-    twin._head = ScriptedEnd(twin._head, stops)
+    twin.logits = ScriptedEnd(twin.logits, stops)  # type: ignore[method-assign]
     return twin
 
 
@@ -55,6 +60,21 @@ def test_each_row_stops_at_its_own_end(tiny_generator) -> None:
     # Stopping a row does not change what it said before stopping.
     free = scripted(tiny_generator, [None], greedy).generate([requests[1]])[0]
     assert np.array_equal(free.codes[:7], results[1].codes)
+
+
+def test_finished_rows_leave_the_batch_without_changing_the_others(tiny_generator) -> None:
+    sampling = SamplingOptions(temperature=0.9, top_p=0.95)
+    texts = ["One.", "Two words.", "Three more words.", "And a fourth line.", "Five.", "Six lines in all."]
+    stops = [2, 4, 4, None, 9, None]
+    requests = [GenerationRequest(t, seed=i, max_new_tokens=12) for i, t in enumerate(texts)]
+    twin = scripted(tiny_generator, stops, sampling)
+    batch = twin.generate(requests)
+    assert [r.new_tokens for r in batch] == [2, 4, 4, 12, 9, 12]
+    # Rows leave once a quarter of the batch has finished: 6 rows; 3 after step 4 (rows 0-2 done); 2 after step 9.
+    assert twin.logits.batch_rows == [6] * 5 + [3] * 5 + [2] * 2
+    for request, stop, in_batch in zip(requests, stops, batch, strict=True):
+        alone = scripted(tiny_generator, [stop], sampling).generate([request])[0]
+        assert np.array_equal(alone.codes, in_batch.codes)
 
 
 def test_same_codes_alone_and_in_a_batch(tiny_generator) -> None:
