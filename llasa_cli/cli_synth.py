@@ -43,7 +43,7 @@ from .cli_verify import (
 from .constants import DEFAULT_MAX_SEGMENT_SECONDS, SAMPLE_RATE
 from .errors import InvalidOptionError
 from .manuscript import Manuscript
-from .options import EngineOptions, SamplingOptions, StitchOptions, VerifyOptions
+from .options import EngineOptions, SamplingOptions, StitchOptions, VerifyOptions, parse_batch_size
 from .run import RunRequest
 from .search import ScoreWeights, SearchOptions
 
@@ -103,7 +103,10 @@ def synth(
     ] = _DEFAULT_ENGINE.codec,
     device: Annotated[str, typer.Option("--device", help="auto, cuda, mps or cpu.")] = _DEFAULT_ENGINE.device,
     dtype: Annotated[str, typer.Option("--dtype", help="auto, bfloat16, float16 or float32.")] = _DEFAULT_ENGINE.dtype,
-    batch_size: Annotated[int, typer.Option("--batch-size", help="Segments per batch.")] = _DEFAULT_ENGINE.batch_size,
+    batch_size: Annotated[
+        str,
+        typer.Option("--batch-size", metavar="<int|auto>", help="Segments per batch, or 'auto': from free GPU memory."),
+    ] = str(_DEFAULT_ENGINE.batch_size),
     temperature: Annotated[float, typer.Option("--temperature")] = _DEFAULT_SAMPLING.temperature,
     top_p: Annotated[float, typer.Option("--top-p")] = _DEFAULT_SAMPLING.top_p,
     top_k: Annotated[int, typer.Option("--top-k", help="0 turns top-k off.")] = _DEFAULT_SAMPLING.top_k,
@@ -182,7 +185,9 @@ def synth(
         sampling=SamplingOptions(
             temperature=temperature, top_p=top_p, top_k=top_k, repetition_penalty=repetition_penalty, seed=seed
         ),
-        engine=EngineOptions(model=model, codec=codec, device=device, dtype=dtype, batch_size=batch_size),
+        engine=EngineOptions(
+            model=model, codec=codec, device=device, dtype=dtype, batch_size=parse_batch_size(batch_size)
+        ),
         verify=build_verify_options(
             no_verify=no_verify,
             strict=strict,

@@ -7,6 +7,7 @@ or combination raises `InvalidOptionError` (a `ValueError`) naming it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 from .constants import DEFAULT_MAX_SEGMENT_SECONDS, SAMPLE_RATE
 from .errors import InvalidOptionError
@@ -15,6 +16,9 @@ SUPPORTED_LANGS = ("en", "zh")
 EXPORT_FORMATS = ("wav", "flac", "mp3", "opus", "m4b")
 DEVICES = ("auto", "cuda", "mps", "cpu")
 DTYPES = ("auto", "bfloat16", "float16", "float32")
+DEFAULT_BATCH_SIZE = 8
+# Like --device auto and --dtype auto: the run picks the number once the models are loaded (`run.load_models`).
+BATCH_SIZE_AUTO: Literal["auto"] = "auto"
 
 
 def _require(condition: bool, message: str) -> None:
@@ -76,6 +80,25 @@ class SamplingOptions:
         return self.temperature == 0.0
 
 
+_BATCH_SIZE_RULE = f"--batch-size must be a whole number >= 1 or {BATCH_SIZE_AUTO!r}"
+
+
+def _valid_batch_size(value: object) -> bool:
+    if value == BATCH_SIZE_AUTO:
+        return True
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+def parse_batch_size(text: str) -> int | Literal["auto"]:
+    """`--batch-size` as typed: BATCH_SIZE_AUTO or a whole number (`EngineOptions` checks its range)."""
+    cleaned = text.strip().lower()
+    if cleaned == BATCH_SIZE_AUTO:
+        return BATCH_SIZE_AUTO
+    if not cleaned.isdecimal():
+        raise InvalidOptionError(f"{_BATCH_SIZE_RULE}, not {text!r}")
+    return int(cleaned)
+
+
 @dataclass(frozen=True)
 class EngineOptions:
     """Which models run where, and how large a batch goes through them."""
@@ -84,19 +107,24 @@ class EngineOptions:
     codec: str = "HKUSTAudio/xcodec2-hf"
     device: str = "auto"
     dtype: str = "auto"
-    batch_size: int = 8
+    # Segments per batch, or BATCH_SIZE_AUTO: sized from the free memory once the models are loaded.
+    batch_size: int | Literal["auto"] = DEFAULT_BATCH_SIZE
     # Token cap per segment = estimated codes * headroom (+ a floor), clipped to the context.
     length_headroom: float = 2.0
 
     def __post_init__(self) -> None:
         _require(self.device in DEVICES, f"--device must be one of {DEVICES}, not {self.device!r}")
         _require(self.dtype in DTYPES, f"--dtype must be one of {DTYPES}, not {self.dtype!r}")
-        _require(self.batch_size >= 1, f"--batch-size must be >= 1, not {self.batch_size}")
+        _require(_valid_batch_size(self.batch_size), f"{_BATCH_SIZE_RULE}, not {self.batch_size!r}")
         _require(self.length_headroom >= 1.0, f"length headroom must be >= 1, not {self.length_headroom}")
         _require(
             not (self.device == "cpu" and self.dtype in ("bfloat16", "float16")),
             f"--dtype {self.dtype} is not supported with --device cpu; use float32",
         )
+
+    @property
+    def auto_batch_size(self) -> bool:
+        return self.batch_size == BATCH_SIZE_AUTO
 
 
 @dataclass(frozen=True)

@@ -84,7 +84,8 @@ class Models:
     generator: SpeechGenerator
     codec: SpeechCodec
     device: str
-    notice: str | None  # e.g. the loud line when falling back to CPU
+    notice: str | None  # e.g. the loud line when falling back to CPU, or the size --batch-size auto chose
+    batch_size: int | None = None  # what --batch-size auto resolved to; None: the engine's own number
 
 
 def read_input(request: RunRequest) -> Manuscript:
@@ -104,6 +105,8 @@ def load_plan(request: RunRequest, manuscript: Manuscript | None = None) -> Plan
 
 
 def load_models(engine: EngineOptions, sampling: SamplingOptions) -> Models:
+    """The LM (under the out-of-memory back-off) and the codec. `--batch-size auto` is resolved here,
+    once both are loaded, so their weights are already out of the free memory it is sized from."""
     from .models import load_codec, load_generator, pick_device
     from .oom import OomBackoffGenerator
 
@@ -111,7 +114,29 @@ def load_models(engine: EngineOptions, sampling: SamplingOptions) -> Models:
     # A batch that runs out of accelerator memory is halved and retried instead of ending the run.
     generator = OomBackoffGenerator(load_generator(engine, sampling))
     codec = load_codec(engine.codec, device)
-    return Models(generator=generator, codec=codec, device=device, notice=notice)
+    batch_size: int | None = None
+    if engine.auto_batch_size:
+        batch_size, chosen = _auto_batch_size(generator, device)
+        notice = f"{notice}; {chosen}" if notice else chosen
+    return Models(generator=generator, codec=codec, device=device, notice=notice, batch_size=batch_size)
+
+
+def _auto_batch_size(generator: SpeechGenerator, device: str) -> tuple[int, str]:
+    from .oom import auto_batch_size
+
+    # The device the weights landed on, with its index ("cuda:0"), when the generator knows it.
+    return auto_batch_size(generator, str(getattr(generator, "device", device)))
+
+
+def engine_for(engine: EngineOptions, models: Models) -> EngineOptions:
+    """`engine` with a whole-number batch size: --batch-size auto becomes what `load_models` chose
+    (or is chosen now, for models loaded some other way)."""
+    if not engine.auto_batch_size:
+        return engine
+    batch_size = models.batch_size
+    if batch_size is None:
+        batch_size, _ = _auto_batch_size(models.generator, models.device)
+    return dataclasses.replace(engine, batch_size=batch_size)
 
 
 def resolve_voice(
@@ -266,7 +291,8 @@ def run_events(
 ) -> Iterator[Event]:
     verification = make_verification(request, models.device)
     search = make_search(request, models)
-    synthesizer = Synthesizer(models.generator, models.codec, request.sampling, request.engine, verification, search)
+    engine = engine_for(request.engine, models)
+    synthesizer = Synthesizer(models.generator, models.codec, request.sampling, engine, verification, search)
     yield from synthesizer.run(plan, sink, context, voice)
 
 

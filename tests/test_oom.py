@@ -1,23 +1,45 @@
-"""Out-of-memory back-off (halving, order, remembered size) and the batch size estimate."""
+"""Out-of-memory back-off (halving, order, remembered size), the batch size estimate, and
+`--batch-size auto` from the option through the free-memory query to the run."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
+from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
+from typer.testing import CliRunner
 
-from llasa_cli.errors import DeviceUnavailableError
+from llasa_cli import cli_synth
+from llasa_cli.cli import app, main
+from llasa_cli.errors import DeviceUnavailableError, InvalidOptionError
 from llasa_cli.oom import (
+    CPU_AUTO_BATCH_SIZE,
+    MAX_SUGGESTED_BATCH,
     OomBackoffGenerator,
+    auto_batch_size,
     bytes_per_row,
+    free_device_memory,
     is_out_of_memory,
     kv_bytes_per_token,
     suggest_batch_size,
 )
-from llasa_cli.protocols import GenerationRequest, GenerationResult
-from tests.fakes import FakeGenerator
+from llasa_cli.options import (
+    BATCH_SIZE_AUTO,
+    DEFAULT_BATCH_SIZE,
+    EngineOptions,
+    SamplingOptions,
+    VerifyOptions,
+    parse_batch_size,
+)
+from llasa_cli.protocols import GenerationRequest, GenerationResult, VoicePrompt
+from llasa_cli.run import Models, RunRequest, engine_for, load_models, load_plan, open_job, read_input, run_events
+from llasa_cli.synthesis import RunContext
+from llasa_cli.synthesis_events import ChapterWritten
+from tests.fakes import FakeCodec, FakeGenerator
 
 GIB = 1 << 30
 # Llasa-1B is Llama-3.2-1B's shape (DESIGN 4); 8B is Llama-3.1-8B's.
@@ -193,3 +215,240 @@ def test_suggest_batch_size_stays_in_bounds() -> None:
     assert suggest_batch_size(-5, LLASA_1B) == 1
     assert suggest_batch_size(1 << 50, LLASA_1B) == 256
     assert suggest_batch_size(1 << 50, LLASA_1B, max_batch=16) == 16
+
+
+# -- --batch-size auto: the option ------------------------------------------------------
+
+
+@pytest.mark.parametrize("value", [1, 3, DEFAULT_BATCH_SIZE, 512, BATCH_SIZE_AUTO])
+def test_engine_options_take_a_whole_batch_size_or_auto(value) -> None:
+    engine = EngineOptions(batch_size=value)
+    assert engine.batch_size == value
+    assert engine.auto_batch_size == (value == BATCH_SIZE_AUTO)
+
+
+def test_the_default_batch_size_stays_a_fixed_eight() -> None:
+    assert EngineOptions().batch_size == DEFAULT_BATCH_SIZE == 8
+    assert not EngineOptions().auto_batch_size
+
+
+@pytest.mark.parametrize("value", [0, -2, 2.5, True, "8", "AUTO", "zero", None])
+def test_engine_options_reject_a_bad_batch_size_naming_it(value) -> None:
+    with pytest.raises(InvalidOptionError, match="--batch-size") as caught:
+        EngineOptions(batch_size=value)
+    assert isinstance(caught.value, ValueError)
+    assert repr(value) in str(caught.value)
+
+
+@pytest.mark.parametrize(("text", "parsed"), [("8", 8), (" 24 ", 24), ("auto", "auto"), ("Auto", "auto"), ("0", 0)])
+def test_parse_batch_size_reads_numbers_and_auto(text: str, parsed) -> None:
+    assert parse_batch_size(text) == parsed
+
+
+@pytest.mark.parametrize("text", ["zero", "", "-1", "2.5", "8_0", "auto8"])
+def test_parse_batch_size_rejects_anything_else_naming_it(text: str) -> None:
+    with pytest.raises(InvalidOptionError, match="whole number >= 1 or 'auto'") as caught:
+        parse_batch_size(text)
+    assert repr(text) in str(caught.value)
+
+
+def test_auto_survives_the_job_record_so_a_resume_sizes_again() -> None:
+    request = RunRequest(source="book.txt", output="out", engine=EngineOptions(batch_size=BATCH_SIZE_AUTO))
+    again = RunRequest.from_json(json.loads(json.dumps(request.to_json())))
+    assert again.engine.batch_size == BATCH_SIZE_AUTO and again.engine.auto_batch_size
+
+
+# -- --batch-size auto: free memory to a size -----------------------------------------------
+
+
+def _language_model(config: dict, dtype: torch.dtype = torch.bfloat16) -> SimpleNamespace:
+    """What `auto_batch_size` reads of a `LlasaGenerator`: its model's config and dtype."""
+    return SimpleNamespace(model=SimpleNamespace(config=config, dtype=dtype))
+
+
+def _free(amount: int | None, asked: list[str] | None = None):
+    def query(device: str) -> int | None:
+        if asked is not None:
+            asked.append(device)
+        return amount
+
+    return query
+
+
+def test_auto_batch_size_comes_from_the_free_memory_of_the_device() -> None:
+    asked: list[str] = []
+    size, notice = auto_batch_size(_language_model(LLASA_1B), "cuda:0", _free(10 * GIB, asked))
+    assert asked == ["cuda:0"]
+    assert size == suggest_batch_size(10 * GIB, LLASA_1B) > DEFAULT_BATCH_SIZE
+    assert notice == f"batch size auto: {size} (from 10.0 GiB free on cuda:0)"
+
+
+def test_auto_batch_size_grows_with_free_memory_and_shrinks_with_model_and_dtype() -> None:
+    def size(config: dict, free: int, dtype: torch.dtype = torch.bfloat16) -> int:
+        return auto_batch_size(_language_model(config, dtype), "cuda:0", _free(free))[0]
+
+    assert size(LLASA_1B, 4 * GIB) < size(LLASA_1B, 20 * GIB)
+    assert size(LLASA_8B, 20 * GIB) < size(LLASA_1B, 20 * GIB)
+    assert size(LLASA_1B, 20 * GIB, torch.float32) < size(LLASA_1B, 20 * GIB)  # fp32 caches take twice the room
+    assert size(LLASA_1B, 1 << 50) == MAX_SUGGESTED_BATCH
+    assert size(LLASA_1B, 0) == 1
+
+
+def test_auto_batch_size_sees_through_the_backoff_wrapper() -> None:
+    wrapped = OomBackoffGenerator(_language_model(LLASA_8B))  # type: ignore[arg-type]
+    assert auto_batch_size(wrapped, "mps", _free(30 * GIB))[0] == suggest_batch_size(30 * GIB, LLASA_8B)
+
+
+def test_auto_batch_size_on_the_cpu_is_fixed_and_asks_for_no_memory() -> None:
+    def no_query(device: str) -> int:
+        pytest.fail(f"asked the free memory of {device}")
+
+    size, notice = auto_batch_size(_language_model(LLASA_1B), "cpu", no_query)
+    assert size == CPU_AUTO_BATCH_SIZE == DEFAULT_BATCH_SIZE
+    assert notice == f"batch size auto: {CPU_AUTO_BATCH_SIZE} (fixed on the CPU)"
+
+
+def test_auto_batch_size_falls_back_to_the_default_when_memory_or_shape_is_unknown() -> None:
+    unknown_memory = auto_batch_size(_language_model(LLASA_1B), "mps", _free(None))
+    assert unknown_memory == (DEFAULT_BATCH_SIZE, f"batch size auto: {DEFAULT_BATCH_SIZE} (free memory on mps unknown)")
+    assert auto_batch_size(FakeGenerator(), "cuda:0", _free(10 * GIB))[0] == DEFAULT_BATCH_SIZE  # no model config
+
+
+def test_free_device_memory_is_unknown_on_the_cpu() -> None:
+    assert free_device_memory("cpu") is None
+
+
+def test_free_device_memory_on_cuda_asks_mem_get_info_of_that_device(monkeypatch) -> None:
+    asked: list[torch.device] = []
+
+    def mem_get_info(device: torch.device) -> tuple[int, int]:
+        asked.append(device)
+        return 5 * GIB, 80 * GIB
+
+    monkeypatch.setattr(torch.cuda, "mem_get_info", mem_get_info)  # undone when the test ends
+    assert free_device_memory("cuda:1") == 5 * GIB
+    assert asked == [torch.device("cuda:1")]
+
+
+def test_free_device_memory_on_mps_is_the_recommended_limit_less_what_the_driver_holds(monkeypatch) -> None:
+    monkeypatch.setattr(torch.mps, "recommended_max_memory", lambda: 16 * GIB, raising=False)
+    monkeypatch.setattr(torch.mps, "driver_allocated_memory", lambda: 6 * GIB, raising=False)
+    assert free_device_memory("mps") == 10 * GIB
+    monkeypatch.setattr(torch.mps, "driver_allocated_memory", lambda: 20 * GIB)
+    assert free_device_memory("mps") == 0
+    monkeypatch.delattr(torch.mps, "recommended_max_memory")  # torch older than 2.5
+    assert free_device_memory("mps") is None
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_free_device_memory_on_a_real_gpu_is_within_its_total() -> None:
+    free = free_device_memory("cuda:0")
+    assert free is not None and 0 < free <= torch.cuda.get_device_properties(0).total_memory
+
+
+# -- --batch-size auto: the run ------------------------------------------------------------
+
+
+def test_engine_for_hands_the_synthesizer_a_whole_number() -> None:
+    models = Models(generator=FakeGenerator(), codec=FakeCodec(), device="cpu", notice=None, batch_size=24)
+    assert engine_for(EngineOptions(batch_size=BATCH_SIZE_AUTO), models).batch_size == 24
+    fixed = EngineOptions(batch_size=5)
+    assert engine_for(fixed, models) is fixed
+    by_hand = Models(generator=FakeGenerator(), codec=FakeCodec(), device="cpu", notice=None)
+    assert engine_for(EngineOptions(batch_size=BATCH_SIZE_AUTO), by_hand).batch_size == CPU_AUTO_BATCH_SIZE
+
+
+BOOK = "Chapter One\n\n" + "\n\n".join(f"Paragraph number {n} is here." for n in range(1, 8)) + "\n"
+
+
+def test_run_events_batch_at_the_size_auto_resolved_to(tmp_path: Path) -> None:
+    book = tmp_path / "book.txt"
+    book.write_text(BOOK)
+    request = RunRequest(
+        source=str(book),
+        output=str(tmp_path / "out"),
+        engine=EngineOptions(batch_size=BATCH_SIZE_AUTO),
+        sampling=SamplingOptions(seed=1),
+        verify=VerifyOptions(enabled=False),
+    )
+    generator = FakeGenerator()
+    models = Models(generator=generator, codec=FakeCodec(), device="cuda:0", notice=None, batch_size=3)
+    voice = VoicePrompt(codes=np.arange(50, dtype=np.int64), text="The narrator speaks.")
+    plan = load_plan(request)
+    assert len(plan.segments) > 3
+    with open_job(request, read_input(request)) as store:
+        list(run_events(request, plan, models, voice, _NullSink(), RunContext(store=store, worker="test")))
+    assert len(generator.requests) == len(plan.segments)
+    assert max(len(batch) for batch in generator.batches) == 3
+
+
+class _NullSink:
+    """A chapter sink that keeps nothing (the test looks at the batches only)."""
+
+    def exists(self, chapter) -> bool:
+        return False
+
+    def fingerprint(self) -> str:
+        return "null"
+
+    def write(self, chapter, pieces) -> ChapterWritten:
+        return ChapterWritten(chapter, "null", 0.0)
+
+    def close(self) -> None:
+        pass
+
+
+def test_load_models_resolves_auto_on_the_cpu_and_says_so(tiny_models) -> None:
+    engine = EngineOptions(
+        model=str(tiny_models.llasa), codec=str(tiny_models.xcodec2), device="cpu", batch_size=BATCH_SIZE_AUTO
+    )
+    models = load_models(engine, SamplingOptions())
+    assert models.batch_size == CPU_AUTO_BATCH_SIZE
+    assert models.notice == f"batch size auto: {CPU_AUTO_BATCH_SIZE} (fixed on the CPU)"
+    fixed = load_models(EngineOptions(model=engine.model, codec=engine.codec, device="cpu"), SamplingOptions())
+    assert fixed.batch_size is None and fixed.notice is None
+
+
+# -- --batch-size auto: the command line ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"), [([], 8), (["--batch-size", "16"], 16), (["--batch-size", "auto"], "auto")]
+)
+def test_synth_parses_batch_size(monkeypatch, args: list[str], expected) -> None:
+    seen: list[RunRequest] = []
+
+    def execute(request: RunRequest, *rest) -> int:
+        seen.append(request)
+        return 0
+
+    monkeypatch.setattr(cli_synth, "_execute", execute)
+    result = CliRunner().invoke(app, ["synth", "--text", "Hello there.", *args])
+    assert result.exit_code == 0, result.output
+    assert [r.engine.batch_size for r in seen] == [expected]
+
+
+@pytest.mark.parametrize(("value", "named"), [("zero", "'zero'"), ("0", "not 0"), ("-4", "'-4'"), ("", "''")])
+def test_synth_rejects_a_bad_batch_size_in_one_line(monkeypatch, capsys, value: str, named: str) -> None:
+    monkeypatch.setattr(cli_synth, "_execute", lambda *a: pytest.fail("ran with a bad --batch-size"))
+    assert main(["synth", "--text", "Hello there.", "--batch-size", value]) == InvalidOptionError.exit_code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("llasa: error: --batch-size"), lines
+    assert named in lines[0]
+
+
+def test_synth_with_auto_batch_size_runs_end_to_end_on_the_cpu(tmp_path: Path, tiny_models, capsys) -> None:
+    out = tmp_path / "out"
+    code = main(
+        [
+            "synth", "--text", "Hello there. This is a short line.", "-o", str(out), "--model", str(tiny_models.llasa),
+            "--codec", str(tiny_models.xcodec2), "--device", "cpu", "--batch-size", "auto", "--no-verify", "--json",
+        ]
+    )  # fmt: skip
+    events = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert code == 0
+    warnings = [e["message"] for e in events if e["event"] == "warning"]
+    assert f"batch size auto: {CPU_AUTO_BATCH_SIZE} (fixed on the CPU)" in warnings
+    assert events[-1]["event"] == "summary" and events[-1]["status"] != "partial"
+    assert list(out.glob("*.wav"))
