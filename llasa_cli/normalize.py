@@ -8,7 +8,7 @@ Order, for each paragraph (only whitespace is touched when `normalize=False`):
    non-breaking and zero-width spaces (for `zh` only spaces: CJK punctuation stays).
 3. The user's lexicon (see `lexicon.py`), before any built-in rule, and its
    output is never rewritten.
-4. English only: spoken forms (abbreviations, money, percentages, times,
+4. English only: spoken forms (abbreviations, money, percentages, times, dates,
    ordinals, decades, years, cardinals and decimals, via num2words).
 A paragraph with no letter or digit left (`* * *`, `...`) is dropped and counted.
 
@@ -17,6 +17,15 @@ year ("nineteen eighty-four") unless it is plainly a count: preceded by no
 year cue ("in", "since", a month...) and followed by a plural-looking word
 ("1500 soldiers" -> "one thousand five hundred soldiers"). Write `1,984` to
 force a count.
+
+Date rule (capitalised month names): "3 May", "3rd May" -> "the third of May";
+"May 3, 2024" -> "May third, twenty twenty-four". Not dates: a day after a heading
+word ("Chapter 3 May be") or, with no suffix or year, after a month used as a period
+("in May 3 people came").
+
+"St." rule: "Street" after an ordinal or a capitalised word not starting its sentence
+("221 Baker St.", "on Main St. Then"); else "Saint" before a capital ("St. Paul"); else
+"Street". "Baker St. Paul": a street mid-sentence, a saint at a sentence start.
 """
 
 from __future__ import annotations
@@ -317,17 +326,67 @@ _NOT_PLURAL = frozenset({"this", "does", "goes", "plus", "thus"})  # four letter
 _PREVIOUS_WORD = re.compile(r"(\w+)\W*$")
 
 
+def _previous_word(match: re.Match[str]) -> str:
+    previous = _PREVIOUS_WORD.search(match.string, max(0, match.start() - 20), match.start())
+    return previous.group(1).lower() if previous else ""
+
+
 def _year_or_number(match: re.Match[str]) -> str:
     text, written = match.string, match.group()
     if not YEAR_MIN <= int(written) <= YEAR_MAX:
         return say_number(written)
-    previous = _PREVIOUS_WORD.search(text, max(0, match.start() - 20), match.start())
-    if (previous and previous.group(1).lower() in _YEAR_CUES) or _ERA.match(text, match.end()):
+    if _previous_word(match) in _YEAR_CUES or _ERA.match(text, match.end()):
         return say_year(int(written))
     following = _PLURAL_NEXT.match(text, match.end())
     if following and following.group(1) not in _NOT_PLURAL:
         return say_number(written)
     return say_year(int(written))
+
+
+_MONTHS = "January|February|March|April|May|June|July|August|September|October|November|December"
+_DAY = r"(?P<day>3[01]|[12]\d|0?[1-9])(?!\d)(?P<suffix>(?i:st|nd|rd|th))?"  # "3", "03", "3rd"
+_DAY_MONTH = re.compile(rf"(?<![\w.,:$£€₹-]){_DAY}\s+(?P<month>{_MONTHS})(?!\w)")
+_YEAR_AFTER = r"(?:(?P<comma>,?)\s+(?P<year>(?:1[1-9]|20)\d\d)(?![\w%]|[.,]\d))?"  # ", 2024": 1100-2099
+_MONTH_DAY = re.compile(rf"(?<!\w)(?P<month>{_MONTHS})\s+{_DAY}(?![\w%]|[.,:]\d){_YEAR_AFTER}")
+_NOT_A_DAY_AFTER = frozenset({"chapter", "part", "book", "volume", "act", "section", "page", "number", "no"})
+_MONTH_AS_PERIOD_AFTER = frozenset({"in", "during", "last", "next", "this", "early", "late"})  # "in May 3 people"
+
+
+def _day_month(match: re.Match[str]) -> str:
+    """Day first: "3 May" or "3rd May" -> "the third of May"."""
+    previous = _previous_word(match)
+    if previous in _NOT_A_DAY_AFTER:
+        return match.group()  # "Chapter 3 May be": the cardinal rule reads it
+    return f"{'' if previous == 'the' else 'the '}{say_ordinal(match['day'])} of {match['month']}"
+
+
+def _month_day(match: re.Match[str]) -> str:
+    """Month first: "May 3" -> "May third"; "May 3, 2024" -> "May third, twenty twenty-four"."""
+    month, day, suffix, year = match.group("month", "day", "suffix", "year")
+    if not (suffix or year) and _previous_word(match) in _MONTH_AS_PERIOD_AFTER:
+        return match.group()  # a count after a month: the cardinal rule reads it
+    spoken = f"{month} {say_ordinal(day)}"
+    return f"{spoken}{match['comma']} {say_year(int(year))}" if year else spoken
+
+
+_WORD_BEFORE = re.compile(r"(?<![\w'-])(?:(?P<ordinal>\d+(?i:st|nd|rd|th))|(?P<word>[A-Z][\w'-]*))\s+$")
+_SENTENCE_START = re.compile(r"(?:^|[.!?][\"')\]]*\s)[\"'(\[]*$")
+_CAPITALISED_NEXT = re.compile(r"\s+[\"'(]*[A-Z]")
+_SAINT_PLACES = frozenset({"Mount", "Fort", "Port", "Lake", "Cape"})  # "Mount St. Helens", "Port St. Lucie"
+
+
+def _after_street_name(text: str, start: int) -> bool:
+    """Whether text[start:] ("St.") follows an ordinal or a capitalised word not beginning its sentence."""
+    before = _WORD_BEFORE.search(text, max(0, start - 40), start)
+    if not before or before["word"] in _SAINT_PLACES:
+        return False
+    return bool(before["ordinal"]) or not _SENTENCE_START.search(text, 0, before.start())
+
+
+def _saint_or_street(match: re.Match[str]) -> str:
+    if not _after_street_name(match.string, match.start()) and _CAPITALISED_NEXT.match(match.string, match.end()):
+        return "Saint"
+    return _abbreviation("Street", True)(match)
 
 
 def _cardinal(match: re.Match[str]) -> str:
@@ -357,15 +416,14 @@ _NAME_TITLES = {
 _OTHER_ABBREVIATIONS = {
     r"e\.\s?g\.": "for example", r"i\.\s?e\.": "that is", r"etc\.": "et cetera", r"vs\.?": "versus",
     r"approx\.": "approximately", r"cf\.": "compare", r"Jr\.": "Junior", r"Sr\.": "Senior",
-    r"Inc\.": "Incorporated", r"Ltd\.": "Limited", r"Ave\.": "Avenue", r"St\.": "Street",
+    r"Inc\.": "Incorporated", r"Ltd\.": "Limited", r"Ave\.": "Avenue",
 }  # fmt: skip
 _CASE_INSENSITIVE_ABBREVIATIONS = frozenset({r"e\.\s?g\.", r"i\.\s?e\.", r"etc\.", r"vs\.?", r"approx\.", r"cf\."})
 
 
 def _rules() -> list[tuple[re.Pattern[str], str | Callable[[re.Match[str]], str]]]:
     rules: list[tuple[re.Pattern[str], str | Callable[[re.Match[str]], str]]] = [
-        # "St. Paul" is a saint; "Baker St." (no capitalised word after it) a street, handled below.
-        (re.compile(r"(?<!\w)St\.(?=\s+[A-Z])"), "Saint"),
+        (re.compile(r"(?<!\w)St\.(?!\w)"), _saint_or_street),
     ]
     for written, spoken in _NAME_TITLES.items():
         rules.append((re.compile(rf"(?<!\w){written}\.(?=\s)"), spoken))
@@ -384,6 +442,8 @@ def _rules() -> list[tuple[re.Pattern[str], str | Callable[[re.Match[str]], str]
                     r"(?:\s?(?P<meridiem>[AaPp])(?:\.\s?)?[Mm](?!\w)\.?)?"), _time),
         (re.compile(r"(?<![\d:.])(?P<hour>1[0-2]|0?[1-9])(?P<minute>)\s?(?P<meridiem>[AaPp])(?:\.\s?)?[Mm](?!\w)\.?"),
          _time),
+        (_DAY_MONTH, _day_month),
+        (_MONTH_DAY, _month_day),
         (re.compile(rf"(?<![\d.])({NUMBER})(?:st|nd|rd|th)(?!\w)", re.IGNORECASE), lambda m: say_ordinal(m.group(1))),
         (re.compile(r"(?<![\d.,])(1[1-9]\d0|20\d0)'?s(?!\w)"), lambda m: _plural(say_year(int(m.group(1))))),
         (re.compile(r"(?<![\w'])'(\d0)s(?!\w)"), lambda m: _plural(words(int(m.group(1))))),

@@ -68,6 +68,74 @@ def test_spoken_forms(written: str, spoken: str) -> None:
 
 
 @pytest.mark.parametrize(
+    ("written", "spoken"),
+    [
+        ("3 May", "the third of May"),
+        ("3 May 2024", "the third of May twenty twenty-four"),
+        ("On 3rd May 2024.", "On the third of May twenty twenty-four."),
+        ("the 3rd May", "the third of May"),
+        ("5 June 2005", "the fifth of June two thousand and five"),  # as the year rule reads "in 2005"
+        ("on 01 April", "on the first of April"),
+        ("May 3", "May third"),
+        ("May 3, 2024", "May third, twenty twenty-four"),
+        ("On May 3rd we left.", "On May third we left."),
+        ("March 4th, 1999", "March fourth, nineteen ninety-nine"),
+        ("in May 3rd, 2024", "in May third, twenty twenty-four"),
+    ],
+)
+def test_dates(written: str, spoken: str) -> None:
+    assert spoken_forms(written) == spoken
+
+
+@pytest.mark.parametrize(
+    ("written", "spoken"),
+    [
+        ("May I help?", "May I help?"),
+        ("3 mayors", "three mayors"),
+        ("in May 3 people came", "in May three people came"),  # a count after a month used as a period
+        ("In May 2024 we left.", "In May twenty twenty-four we left."),
+        ("Chapter 3 May be late", "Chapter three May be late"),  # a heading number, not a day
+        ("No. 3 May", "number three May"),
+        ("32 May", "thirty-two May"),
+        ("March 32", "March thirty-two"),
+        ("May 3.5", "May three point five"),
+        ("May 3,000", "May three thousand"),
+        ("May 3:30", "May three thirty"),
+        ("3 MAY", "three MAY"),
+        ("on the 5th of May", "on the fifth of May"),
+    ],
+)
+def test_not_dates(written: str, spoken: str) -> None:
+    assert spoken_forms(written) == spoken
+
+
+@pytest.mark.parametrize(
+    ("written", "spoken"),
+    [
+        ("221 Baker St.", "two hundred and twenty-one Baker Street."),
+        ("221 Baker St. Then we left.", "two hundred and twenty-one Baker Street. Then we left."),
+        ("Baker St. is closed.", "Baker Street is closed."),
+        ("We walked on Main St. The shop was shut.", "We walked on Main Street. The shop was shut."),
+        ("He lives on 5th St. Then he moved.", "He lives on fifth Street. Then he moved."),
+        ("St. Paul wrote.", "Saint Paul wrote."),
+        ("St. John's Wood", "Saint John's Wood"),
+        ("He met St. Paul.", "He met Saint Paul."),
+        ("She said. St. Paul came.", "She said. Saint Paul came."),
+        ('"St. Paul," he said.', '"Saint Paul," he said.'),
+        ("Mount St. Helens erupted.", "Mount Saint Helens erupted."),
+        ("near Mt. St. Helens", "near Mount Saint Helens"),
+        ("the Fort St. John road", "the Fort Saint John road"),
+        ("Visit St. Paul's Cathedral.", "Visit Saint Paul's Cathedral."),  # "Visit" starts its sentence
+        # Ambiguous: after a capitalised word mid-sentence it is a street, at a sentence start a saint.
+        ("He met Baker St. Paul.", "He met Baker Street. Paul."),
+        ("Baker St. Paul", "Baker Saint Paul"),
+    ],
+)
+def test_saint_or_street(written: str, spoken: str) -> None:
+    assert spoken_forms(written) == spoken
+
+
+@pytest.mark.parametrize(
     ("written", "cleaned"),
     [
         ("\u201cHello,\u201d she said. \u2018Hi.\u2019", "\"Hello,\" she said. 'Hi.'"),
