@@ -170,6 +170,7 @@ class SearchStats:
     final_scorer_calls: int
     final_scored: int
     final_scorer_seconds: float
+    codec_seconds: float  # of the scorer seconds, decoding candidates to audio (scorers that report it)
     ended_candidates: int  # terminal candidates kept that emitted the stop token
     capped_candidates: int  # terminal candidates kept that hit the token cap
 
@@ -219,6 +220,7 @@ class _Tally:
     final_scorer_calls: int = 0
     final_scored: int = 0
     final_scorer_seconds: float = 0.0
+    codec_seconds: float = 0.0
 
 
 @dataclass
@@ -265,15 +267,21 @@ def _score_batched(
     scorer: PartialScorer | FinalScorer,
     groups: Sequence[tuple[_Segment, list[_Beam]]],
 ) -> tuple[list[list[float]], float]:
-    """One scorer call over every group's candidates; the scores split back per group, and the time."""
+    """One scorer call over every group's candidates; the scores split back per group, and the time.
+
+    A scorer with a running `codec_seconds` total (the adapters' decode time) has the part of
+    this call spent decoding booked on each group's segment, by its share of the candidates."""
     items = [segment.candidate(beam) for segment, beams in groups for beam in beams]
+    codec_before = getattr(scorer, "codec_seconds", 0.0)
     scores, seconds = _timed(lambda: list(scorer.score(items)))
     if len(scores) != len(items):
         raise ValueError(f"the scorer returned {len(scores)} scores for {len(items)} candidates")
+    codec = getattr(scorer, "codec_seconds", 0.0) - codec_before
     out, start = [], 0
-    for _, beams in groups:
+    for segment, beams in groups:
         out.append([float(s) for s in scores[start : start + len(beams)]])
         start += len(beams)
+        segment.tally.codec_seconds += codec * len(beams) / len(items)
     return out, seconds
 
 

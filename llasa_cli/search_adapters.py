@@ -8,6 +8,7 @@ Finished candidates are scored by the full verifier, its parts weighted by `--sc
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -31,11 +32,14 @@ class VerdictScorer:
         self.codec = codec
         self.verifier = verifier
         self.weights = weights
+        self.codec_seconds = 0.0  # running total, read by the search for its statistics
 
     def score(self, items: Sequence[Candidate]) -> list[float]:
         from .verify import VerifyItem
 
+        begin = time.perf_counter()
         audio = self.codec.decode([np.asarray(c.codes, dtype=np.int64) for c in items])
+        self.codec_seconds += time.perf_counter() - begin
         verdicts = self.verifier.verify(
             [VerifyItem(c.request.text, a, c.hit_cap) for c, a in zip(items, audio, strict=True)]
         )

@@ -50,11 +50,14 @@ class SignalScorer:
     """Decodes candidates (equal-length groups batch) and scores closeness of their RMS to a target."""
 
     codec: SpeechCodec | None
+    codec_seconds: float = 0.0  # running decode time, booked per segment by the search's statistics
 
     def score(self, items: Sequence[Candidate]) -> list[float]:
         if self.codec is None:
             return [-float(np.std(item.codes)) for item in items]
+        begin = time.perf_counter()
         audio = self.codec.decode([item.codes for item in items])
+        self.codec_seconds += time.perf_counter() - begin
         return [-abs(float(np.sqrt(np.mean(a**2))) - TARGET_RMS) if a.size else -1.0 for a in audio]
 
 
@@ -70,11 +73,12 @@ def _row(label: str, seconds: float, results: list, cpu: float, plain: tuple[flo
         stats = [r.stats for r in results]
         lm = sum(s.lm_seconds for s in stats)
         scorers = sum(s.partial_scorer_seconds + s.final_scorer_seconds for s in stats)
+        codec = sum(s.codec_seconds for s in stats)
         tokens = sum(s.tokens_generated for s in stats)
         forward = max(s.lm_forward_calls for s in stats)
-        extra = f"{lm:8.2f} {scorers:9.2f} {tokens:8d} {forward:8d}"
+        extra = f"{lm:8.2f} {scorers:9.2f} {codec:8.2f} {tokens:8d} {forward:8d}"
     else:
-        extra = f"{'':>8} {'':>9} {sum(r.new_tokens for r in results):8d} {'':>8}"
+        extra = f"{'':>8} {'':>9} {'':>8} {sum(r.new_tokens for r in results):8d} {'':>8}"
     return f"{label:<22} {seconds:8.2f} {seconds / plain[0]:6.2f}x {cpu:8.2f} {cpu / plain[1]:6.2f}x {extra}"
 
 
@@ -136,7 +140,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     print(
         f"{'mode':<22} {'wall s':>8} {'ratio':>7} {'CPU s':>8} {'ratio':>7} "
-        f"{'LM s':>8} {'scorers s':>9} {'tokens':>8} {'forward':>8}"
+        f"{'LM s':>8} {'scorers s':>9} {'codec s':>8} {'tokens':>8} {'forward':>8}"
     )
     plain = (runs[0][1], runs[0][3])
     for label, seconds, results, cpu in runs:

@@ -252,6 +252,25 @@ def test_one_batch_and_one_scorer_call_per_step_for_all_segments() -> None:
     assert sum(lm.extend_calls) == sum(r.stats.candidates for r in results)
 
 
+def test_codec_time_reported_by_a_scorer_is_split_over_its_candidates() -> None:
+    class DecodingVerifier(Verifier):
+        """Reports one second of decoding per candidate it scores."""
+
+        codec_seconds = 0.0
+
+        def score(self, items: Sequence[Candidate]) -> list[float]:
+            self.codec_seconds += len(items)
+            return super().score(items)
+
+    requests = [request(seed) for seed in range(3)]
+    partial, final = DecodingVerifier(final=False), DecodingVerifier(final=True)
+    results = search_segments(requests, SyntheticLM(), partial, final, options(MODE_BEAM, 3))
+    for result in results:
+        assert result.stats.codec_seconds == pytest.approx(result.stats.partial_scored + result.stats.final_scored)
+    plain = run(requests, width=3)[0]
+    assert all(r.stats.codec_seconds == 0.0 for r in plain)  # scorers that do not report it: none booked
+
+
 def test_no_partial_scoring_with_one_candidate_per_beam() -> None:
     results, lm, partial, final = run([request(1)], width=3, candidates=1)
     assert partial.calls == [] and len(final.calls) == 1

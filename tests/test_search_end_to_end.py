@@ -33,6 +33,8 @@ def test_search_runs_and_the_job_keeps_its_statistics(tmp_path, tiny_models, cap
         assert stats["mode"] == mode and stats["width"] == width
         assert stats["tokens_generated"] >= record.n_codes
         assert stats["lm_forward_calls"] > 0 and stats["final_scorer_calls"] >= 1
+        scorer_seconds = stats["partial_scorer_seconds"] + stats["final_scorer_seconds"]
+        assert 0.0 < stats["codec_seconds"] <= scorer_seconds
         if mode == "beam":
             assert stats["partial_scorer_calls"] >= 1
     assert len(list(out.glob("*.wav"))) == 1
