@@ -107,6 +107,14 @@ def synth(
         str,
         typer.Option("--batch-size", metavar="<int|auto>", help="Segments per batch, or 'auto': from free GPU memory."),
     ] = str(_DEFAULT_ENGINE.batch_size),
+    overlap: Annotated[
+        bool | None,
+        typer.Option(
+            "--overlap/--no-overlap",
+            help="Decode and verify a batch while the next one generates (default: on CUDA only).",
+            show_default=False,
+        ),
+    ] = _DEFAULT_ENGINE.overlap,
     temperature: Annotated[float, typer.Option("--temperature")] = _DEFAULT_SAMPLING.temperature,
     top_p: Annotated[float, typer.Option("--top-p")] = _DEFAULT_SAMPLING.top_p,
     top_k: Annotated[int, typer.Option("--top-k", help="0 turns top-k off.")] = _DEFAULT_SAMPLING.top_k,
@@ -186,7 +194,12 @@ def synth(
             temperature=temperature, top_p=top_p, top_k=top_k, repetition_penalty=repetition_penalty, seed=seed
         ),
         engine=EngineOptions(
-            model=model, codec=codec, device=device, dtype=dtype, batch_size=parse_batch_size(batch_size)
+            model=model,
+            codec=codec,
+            device=device,
+            dtype=dtype,
+            batch_size=parse_batch_size(batch_size),
+            overlap=overlap,
         ),
         verify=build_verify_options(
             no_verify=no_verify,

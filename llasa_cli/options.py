@@ -111,6 +111,8 @@ class EngineOptions:
     batch_size: int | Literal["auto"] = DEFAULT_BATCH_SIZE
     # Token cap per segment = estimated codes * headroom (+ a floor), clipped to the context.
     length_headroom: float = 2.0
+    # Decode and verify a batch while the next one generates; None: on CUDA only (batch_runner.py).
+    overlap: bool | None = None
 
     def __post_init__(self) -> None:
         _require(self.device in DEVICES, f"--device must be one of {DEVICES}, not {self.device!r}")

@@ -5,9 +5,10 @@ progress and a library user can consume results without any UI. It talks to the
 models only through the `SpeechGenerator` / `SpeechCodec` protocols, so tests
 drive it with fakes and real runs with Llasa + X-Codec2.
 
-Every segment is recorded in the job store (`jobstore.JobStore`) the moment its codes
-exist, so a crash loses at most the batch in flight, and a rerun redoes nothing that
-was finished. Segments are claimed a batch at a time under leases, so several runs on
+Every segment is recorded in the job store (`jobstore.JobStore`) as soon as its batch is
+done, so a crash loses at most the batch in flight (two with `--overlap`, where a batch is
+decoded and verified while the next one generates: `batch_runner.py`), and a rerun redoes
+nothing that was finished. Segments are claimed a batch at a time under leases, so several runs on
 one job share the work instead of repeating it. Chapters are processed one after another
 (segments inside a chapter are batched, sorted by length) so memory holds one chapter's
 audio, not the book's.
@@ -18,11 +19,14 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .batch_runner import BatchRunner, overlap_wanted
+from .chapter_writer import FLAGGED, is_flagged, write_chapter
 from .constants import SAMPLE_RATE
 from .jobkeys import JobKeys, token_cap
 from .jobstore import JobStore, PlanRow
@@ -31,9 +35,7 @@ from .plan import Chapter, Plan, Segment
 from .protocols import GenerationRequest, GenerationResult, SpeechCodec, SpeechGenerator, VoicePrompt
 from .sampling import segment_seed
 from .synthesis_events import (
-    ChapterHeld,
     ChapterSink,
-    ChapterWritten,
     Event,
     JobFinished,
     JobOpened,
@@ -47,7 +49,6 @@ if TYPE_CHECKING:
     from .search import CandidateGenerator, SearchOptions
     from .verify import SegmentVerifier, Verdict
 
-FLAGGED = "flagged"  # key in a segment's stored scores: it failed verification on every attempt
 
 # The narrator's sample must leave room in the context for the segments that follow it.
 NARRATOR_MIN_SECONDS = 2.0
@@ -67,6 +68,31 @@ class _Rendered:
     seconds: float = 0.0
     verify_seconds: float = 0.0
     search: dict[str, Any] | None = None  # the search's compute: tokens, LM calls, scorer calls and times
+
+
+@dataclass(frozen=True)
+class _Generated:
+    """A batch's codes straight from the language model (or the search), before decoding."""
+
+    results: list[GenerationResult]
+    stats: list[dict[str, Any] | None]  # the search's compute per row (None: plain sampling)
+    seconds: float
+
+
+@dataclass(frozen=True)
+class _Batch:
+    """Claimed segments and the attempt number each one's seed starts from."""
+
+    keys: list[str]
+    segments: list[Segment]
+    voice: VoicePrompt
+    bases: list[int]
+
+
+@dataclass(frozen=True)
+class _Started:
+    batch: _Batch
+    outcomes: Future[list[_Outcome]]
 
 
 @dataclass(frozen=True)
@@ -194,27 +220,68 @@ class Synthesizer:
     def _work_on(
         self, plan: Plan, chapter: Chapter, context: RunContext, voice: VoicePrompt, fresh: dict[str, np.ndarray]
     ) -> Iterator[Event]:
-        """Generate the chapter's claimable segments, a batch at a time; True when all are done."""
+        """Generate the chapter's claimable segments, a batch at a time; True when all are done.
+
+        With overlap, batch k is decoded and verified while batch k + 1 is generated, and is
+        recorded once k + 1 is generated; without, each batch is recorded before the next is claimed."""
         segments = sorted(plan.segments_of(chapter.number), key=lambda s: s.est_seconds)
         by_key = {context.keys[s.segment_id]: s for s in segments}
-        while True:
-            done = context.store.done_keys(list(by_key))
-            pending = [k for k in by_key if k not in done]
-            if not pending:
-                return True
-            if context.stop_reason() is not None:
-                return False
-            claimed = _claim(context, pending, self.engine.batch_size)
-            if not claimed:
-                return False  # another run holds the rest
-            batch = [by_key[k] for k in claimed]
-            takes = context.store.takes(claimed)
-            context.log(f"start {' '.join(claimed)}")
-            kept = self._render_verified(batch, voice, [takes[k] * ATTEMPTS_PER_TAKE for k in claimed])
-            for key, segment, outcome in zip(claimed, batch, kept, strict=True):
-                if self._record(context, key, outcome):
-                    fresh[key] = outcome.item.audio
-                yield _done(segment, outcome)
+        in_flight: _Started | None = None
+        with self._runner() as runner:
+            while True:
+                batch = self._next_batch(context, by_key, voice, held=in_flight.batch.keys if in_flight else [])
+                try:
+                    started = None if batch is None else _Started(batch, runner.start(batch))
+                except BaseException:
+                    _record_quietly(self._record_batch(context, in_flight, fresh))
+                    raise
+                yield from self._record_batch(context, in_flight, fresh)
+                in_flight = started
+                if in_flight is not None and not runner.overlap:
+                    yield from self._record_batch(context, in_flight, fresh)
+                    in_flight = None
+                if started is None:
+                    break
+        return len(context.store.done_keys(list(by_key))) == len(by_key)
+
+    def _next_batch(
+        self, context: RunContext, by_key: dict[str, Segment], voice: VoicePrompt, held: list[str]
+    ) -> _Batch | None:
+        """Claim the next batch of the chapter's pending segments (not those in `held`); None when
+        none is pending, the run is stopping, or other runs hold the rest."""
+        done = context.store.done_keys(list(by_key))
+        pending = [k for k in by_key if k not in done and k not in held]
+        if not pending or context.stop_reason() is not None:
+            return None
+        claimed = _claim(context, pending, self.engine.batch_size)
+        if not claimed:
+            return None
+        takes = context.store.takes(claimed)
+        context.log(f"start {' '.join(claimed)}")
+        bases = [takes[k] * ATTEMPTS_PER_TAKE for k in claimed]
+        return _Batch(claimed, [by_key[k] for k in claimed], voice, bases)
+
+    def _record_batch(
+        self, context: RunContext, started: _Started | None, fresh: dict[str, np.ndarray]
+    ) -> Iterator[Event]:
+        if started is None:
+            return
+        batch = started.batch
+        for key, segment, outcome in zip(batch.keys, batch.segments, started.outcomes.result(), strict=True):
+            if self._record(context, key, outcome):
+                fresh[key] = outcome.item.audio
+            yield _done(segment, outcome)
+
+    def _runner(self) -> BatchRunner[_Batch, _Generated, list[_Outcome]]:
+        """Overlap only plain sampling: search scores with the verifiers while it generates."""
+        device_type = getattr(getattr(self.generator, "device", None), "type", "cpu")
+        overlap = self.search is None and overlap_wanted(self.engine.overlap, device_type)
+        return BatchRunner(
+            lambda b: self._generate(b.segments, b.voice, b.bases),
+            lambda b, generated: self._render_verified(b.segments, b.voice, b.bases, generated),
+            overlap=overlap,
+            device_type=device_type,
+        )
 
     def _record(self, context: RunContext, key: str, outcome: _Outcome) -> bool:
         """Store the kept attempt; False when another run finished the key first (its codes stand)."""
@@ -232,9 +299,16 @@ class Synthesizer:
         context.log(f"done {key} codes={len(item.result.codes)} hit_cap={int(item.result.hit_cap)}")
         return recorded
 
-    def _render_verified(self, segments: Sequence[Segment], voice: VoicePrompt, bases: Sequence[int]) -> list[_Outcome]:
-        """Render, verify, and sample the failing rows again (new seeds, batched), keeping each row's best."""
-        items = self._render(segments, voice, bases)
+    def _render_verified(
+        self,
+        segments: Sequence[Segment],
+        voice: VoicePrompt,
+        bases: Sequence[int],
+        generated: _Generated | None = None,
+    ) -> list[_Outcome]:
+        """Render (or decode what was `generated`), verify, and sample the failing rows again (new
+        seeds, batched), keeping each row's best."""
+        items = self._decode(generated or self._generate(segments, voice, bases))
         if self.verifier is None or self.verification is None:
             return [_Outcome(item, None, 1, item.seconds, 0.0) for item in items]
         history = [[(item, verdict)] for item, verdict in zip(items, self._verify(segments, items), strict=True)]
@@ -273,18 +347,25 @@ class Synthesizer:
     def _render(
         self, segments: Sequence[Segment], voice: VoicePrompt | None, attempts: Sequence[int]
     ) -> list[_Rendered]:
+        return self._decode(self._generate(segments, voice, attempts))
+
+    def _generate(self, segments: Sequence[Segment], voice: VoicePrompt | None, attempts: Sequence[int]) -> _Generated:
         started = time.monotonic()
         requests = [self._request(s, voice, a) for s, a in zip(segments, attempts, strict=True)]
         stats: list[dict[str, Any] | None] = [None] * len(requests)
         if voice is not None and self.search is not None and self.scorers is not None:
             results, stats = self._search(requests)
         else:
-            results = self.generator.generate(requests)
-        audios = self.codec.decode([r.codes for r in results])
-        per_row = (time.monotonic() - started) / max(1, len(segments))
+            results = list(self.generator.generate(requests))
+        return _Generated(results, stats, time.monotonic() - started)
+
+    def _decode(self, generated: _Generated) -> list[_Rendered]:
+        started = time.monotonic()
+        audios = self.codec.decode([r.codes for r in generated.results])
+        per_row = (generated.seconds + time.monotonic() - started) / max(1, len(generated.results))
         return [
             _Rendered(audio, result, per_row, search=stat)
-            for audio, result, stat in zip(audios, results, stats, strict=True)
+            for audio, result, stat in zip(audios, generated.results, generated.stats, strict=True)
         ]
 
     def _search(self, requests: list[GenerationRequest]) -> tuple[list[GenerationResult], list[dict[str, Any] | None]]:
@@ -353,6 +434,16 @@ def _claim(context: RunContext, keys: list[str], limit: int) -> list[str]:
     return context.store.claim(keys, context.worker, context.lease_seconds, limit=limit) if dead else []
 
 
+def _record_quietly(records: Iterator[Event]) -> None:
+    """Record a finished batch while another error is on its way out: its work is kept if it can
+    be, and that error, not this one, is what the run reports."""
+    try:
+        for _ in records:
+            pass
+    except Exception:  # noqa: BLE001 - the error being raised matters more
+        pass
+
+
 def search_key(options: SearchOptions | None) -> dict[str, Any] | None:
     """The part of a segment's key that search decides (None for plain sampling)."""
     from .search import MODE_PLAIN
@@ -370,59 +461,6 @@ def keys_for(
     """Segment id -> job key, for every segment of the plan."""
     keys = JobKeys(engine, sampling, voice, search)
     return {s.segment_id: keys.segment(s) for s in plan.segments}
-
-
-def write_chapter(
-    plan: Plan,
-    chapter: Chapter,
-    sink: ChapterSink,
-    context: RunContext,
-    codec: SpeechCodec,
-    force: bool = False,
-    strict: bool = False,
-    decoded: dict[str, np.ndarray] | None = None,
-) -> ChapterWritten | ChapterHeld:
-    """Stitch a finished chapter from its stored codes, unless its file is already what they make.
-
-    `decoded` holds audio this run already decoded from exactly those codes (by key); only the
-    rest is decoded here. With `strict`, a chapter holding a segment that failed verification is
-    not written at all.
-    """
-    segments = plan.segments_of(chapter.number)
-    if strict:
-        flagged = [s.segment_id for s in segments if is_flagged(context.store, context.keys[s.segment_id])]
-        if flagged:
-            context.log(f"chapter {chapter.number} held back: flagged segments {' '.join(flagged)}")
-            return ChapterHeld(chapter, tuple(flagged))
-    codes = [context.store.codes(context.keys[s.segment_id]) for s in segments]
-    missing = [s.segment_id for s, c in zip(segments, codes, strict=True) if c is None]
-    if missing:
-        raise ValueError(f"chapter {chapter.number} is not finished: segments {', '.join(missing)} have no codes")
-    digest = JobKeys.chapter_digest(chapter, segments, codes, sink.fingerprint())
-    if not force and context.store.chapter_digest(chapter.number) == digest and sink.exists(chapter):
-        return ChapterWritten(chapter, sink.destination(chapter), audio_seconds=0.0, unchanged=True)
-    keys = [context.keys[s.segment_id] for s in segments]
-    audios = _decode_missing(codec, keys, codes, decoded or {})
-    written = sink.write(chapter, list(zip(audios, segments, strict=True)))
-    context.store.record_chapter(chapter.number, digest, written.destination)
-    context.log(f"chapter {chapter.number} -> {written.destination}")
-    return written
-
-
-def _decode_missing(
-    codec: SpeechCodec, keys: list[str], codes: list[np.ndarray], decoded: dict[str, np.ndarray]
-) -> list[np.ndarray]:
-    """Audio for every position: already decoded where known, the rest decoded in one call."""
-    todo = sorted({k for k in keys if k not in decoded})
-    if todo:
-        by_key = dict(zip(keys, codes, strict=True))
-        decoded = {**decoded, **dict(zip(todo, codec.decode([by_key[k] for k in todo]), strict=True))}
-    return [decoded[k] for k in keys]
-
-
-def is_flagged(store: JobStore, key: str) -> bool:
-    record = store.segment(key)
-    return bool(record and record.scores and record.scores.get(FLAGGED))
 
 
 def choose_narrator_segment(segments: Sequence[Segment]) -> Segment:
