@@ -124,6 +124,7 @@ class LlasaGenerator:
         self._cache_kwarg = "cache" if "cache" in params else "past_key_values"  # renamed in transformers 5.x
         pad = tokenizer.pad_token_id
         self._pad_id = int(pad) if pad is not None else self.vocab.end_id
+        self.rows_sampled = 0  # row-steps run by `generate` so far (finished rows leave the batch)
 
     # -- prompts ---------------------------------------------------------------
 
@@ -211,6 +212,7 @@ class LlasaGenerator:
             rows = context.origin
             seen = None if state.seen is None else state.seen[rows]
             choice = sample_next(self.logits(context), self.sampling, row_seeds, step, seen)
+            self.rows_sampled += len(row_seeds)
             record_choices(state, rows, step, choice)
             done = state.finished[rows]
             finished_rows = int(done.sum())

@@ -142,10 +142,35 @@ def sample_next(
     steps = [int(step)] * rows if isinstance(step, int) else [int(s) for s in step]
     if len(steps) != rows:
         raise ValueError(f"{len(steps)} steps for {rows} rows")
+    if logits.device.type == "cpu" and rows > CPU_SAMPLE_CHUNK_ROWS:
+        return _sample_in_chunks(logits, options, seeds, steps, seen)
     filtered = filter_logits(logits, options, seen)
     if options.greedy:
         return filtered.argmax(dim=-1)
     return _draw(filtered, options.top_p, seeds, steps)
+
+
+# On a CPU, rows are sampled this many at a time: the half-dozen [rows, 65,537] float tensors a
+# draw passes over then stay in the cache (16 rows: 4 MiB each); 40 rows at once measured 2.5x
+# slower than the same rows in chunks. Rows never depend on each other, so the result is the same.
+CPU_SAMPLE_CHUNK_ROWS = 16
+
+
+def _sample_in_chunks(
+    logits: torch.Tensor,
+    options: SamplingOptions,
+    seeds: Sequence[int],
+    steps: list[int],
+    seen: torch.Tensor | None,
+) -> torch.Tensor:
+    import torch
+
+    chunks = []
+    for start in range(0, logits.shape[0], CPU_SAMPLE_CHUNK_ROWS):
+        rows = slice(start, start + CPU_SAMPLE_CHUNK_ROWS)
+        chunk_seen = None if seen is None else seen[rows]
+        chunks.append(sample_next(logits[rows], options, seeds[rows], steps[rows], chunk_seen))
+    return torch.cat(chunks)
 
 
 def _draw(filtered: torch.Tensor, top_p: float, seeds: Sequence[int], steps: list[int]) -> torch.Tensor:
@@ -163,7 +188,7 @@ def _draw(filtered: torch.Tensor, top_p: float, seeds: Sequence[int], steps: lis
         picked_prob = row_probs.gather(-1, picked.unsqueeze(-1))
         accept = picked_prob.squeeze(-1) > 0  # false only when rounding lands past the last likely id
         if top_p < 1.0:
-            accept &= (row_probs * (row_probs > picked_prob)).sum(dim=-1) < top_p
+            accept &= _mass_above(row_probs, picked_prob) < top_p
         choice[index[accept]] = picked[accept]
         pending = [row for row, ok in zip(pending, accept.tolist(), strict=True) if not ok]
         if not pending:
@@ -172,6 +197,19 @@ def _draw(filtered: torch.Tensor, top_p: float, seeds: Sequence[int], steps: lis
     uniforms = _uniforms(seeds, steps, pending, draws, probs.device)
     choice[index] = _draw_exact(filtered[index], probs[index], top_p, uniforms)
     return choice
+
+
+def _mass_above(probs: torch.Tensor, picked: torch.Tensor) -> torch.Tensor:
+    """[B] total probability of the ids more likely than each row's pick ([B, 1]).
+
+    Written as sum(relu(p - q)) + q * count(p > q): float arithmetic only, which runs several
+    times faster on a CPU than summing p under a boolean mask (that converts the mask to float)."""
+    import torch
+
+    above = probs - picked
+    excess = torch.relu(above).sum(dim=-1)
+    count = above.sign_().clamp_(min=0).sum(dim=-1)
+    return excess + picked.squeeze(-1) * count
 
 
 def _draw_exact(filtered: torch.Tensor, probs: torch.Tensor, top_p: float, uniforms: torch.Tensor) -> torch.Tensor:

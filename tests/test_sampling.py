@@ -249,3 +249,23 @@ def test_two_level_inverse_cdf_matches_one_running_sum(width: int) -> None:
     agree = (picked == expected.clamp(max=width - 1)) | (close < 1e-6)  # a target on a float boundary may go either way
     assert agree.all()
     assert (weights.gather(-1, picked.unsqueeze(-1)) > 0).all()
+
+
+def test_rows_sampled_in_cpu_chunks_draw_as_alone() -> None:
+    rows = 2 * sampling.CPU_SAMPLE_CHUNK_ROWS + 5
+    g = torch.Generator().manual_seed(9)
+    logits = torch.randn(rows, 2_000, generator=g)
+    options = SamplingOptions(temperature=0.9, top_p=0.9, repetition_penalty=1.2)
+    seen = torch.rand(rows, 2_000, generator=g) < 0.1
+    steps = list(range(rows))
+    batch = sample_next(logits, options, list(range(rows)), steps, seen)
+    alone = [int(sample_next(logits[r : r + 1], options, [r], [r], seen[r : r + 1])[0]) for r in range(rows)]
+    assert batch.tolist() == alone
+
+
+def test_mass_above_equals_the_masked_sum() -> None:
+    g = torch.Generator().manual_seed(10)
+    probs = torch.softmax(torch.randn(6, V_SPEECH, generator=g) * 2, dim=-1)
+    picked = probs[:, [0, 5, 9, 100, 7, 3]].diagonal().unsqueeze(-1).contiguous()
+    expected = torch.where(probs > picked, probs, 0.0).double().sum(dim=-1)
+    assert torch.allclose(sampling._mass_above(probs, picked).double(), expected, atol=1e-6)
