@@ -3,8 +3,10 @@
 Builds the tiny random models (no download), then runs, on the same segments:
 plain `LlasaGenerator.generate`, `--beam 1` (search_segments in plain mode, the same codes) and
 `--beam N` (default 5, M=2 candidates per beam, 1 s steps), and optionally `--best-of N`.
-The scorers decode candidates with the tiny X-Codec2 and score a cheap signal statistic, so
-decode time is part of the scorer time, as it will be with the real verifiers.
+The scorers are the pipeline's own (`search_adapters.make_scorers`) with the signal checks only:
+they decode candidates with the tiny X-Codec2 (partial ones: their newest 3 s) and run the
+model-free checks, so decode time is part of the scorer time; the ASR and speaker models'
+time is not (see `scripts/bench.py` for that). `--no-codec` scores the codes directly.
 
     HF_HUB_OFFLINE=1 python scripts/bench_search.py [--segments 4] [--seconds 2] [--beam 5]
 
@@ -21,6 +23,7 @@ import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -59,6 +62,16 @@ class SignalScorer:
         audio = self.codec.decode([item.codes for item in items])
         self.codec_seconds += time.perf_counter() - begin
         return [-abs(float(np.sqrt(np.mean(a**2))) - TARGET_RMS) if a.size else -1.0 for a in audio]
+
+
+def _scorers(codec: SpeechCodec | None) -> tuple[Any, Any]:
+    """(partial, final): the pipeline's signal-check scorers, or code statistics without a codec."""
+    if codec is None:
+        return SignalScorer(None), SignalScorer(None)
+    from llasa_cli.search import ScoreWeights
+    from llasa_cli.search_adapters import make_scorers
+
+    return make_scorers(None, np.zeros(0, dtype=np.float32), codec, ScoreWeights(), "en")
 
 
 def _run(label: str, call) -> tuple[str, float, list, float]:
@@ -118,24 +131,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     requests = [
         GenerationRequest(TEXTS[i % len(TEXTS)], seed=100 + i, max_new_tokens=cap) for i in range(args.segments)
     ]
-    scorer = SignalScorer(codec)
+    partial, final = _scorers(codec)
     lm = LmCandidateGenerator(generator)
     generator.generate(requests[:1])  # warm up
     beam = SearchOptions(beam=args.beam, beam_candidates=args.beam_candidates, beam_step_seconds=args.beam_step_seconds)
     modes = [
         ("generate (plain)", lambda: generator.generate(requests)),
         ("--beam 1 (search)", lambda: search_segments(requests, lm, None, None, SearchOptions())),
-        (f"--beam {args.beam} M={args.beam_candidates}", lambda: search_segments(requests, lm, scorer, scorer, beam)),
+        (f"--beam {args.beam} M={args.beam_candidates}", lambda: search_segments(requests, lm, partial, final, beam)),
     ]
     if args.best_of > 1:
         best_of = SearchOptions(best_of=args.best_of)
-        modes.append((f"--best-of {args.best_of}", lambda: search_segments(requests, lm, None, scorer, best_of)))
+        modes.append((f"--best-of {args.best_of}", lambda: search_segments(requests, lm, None, final, best_of)))
     rounds = [[_run(label, call) for label, call in modes] for _ in range(max(1, args.repeats))]
     runs = [min(timings, key=lambda run: run[3]) for timings in zip(*rounds, strict=True)]
     print(
         f"tiny Llasa on CPU ({torch.get_num_threads()} threads), top-p {args.top_p}, "
         f"{args.segments} segments x {cap} tokens, "
-        f"step {beam.step_tokens} tokens, scorers: {'codes only' if codec is None else 'tiny X-Codec2 decode + RMS'}, "
+        f"step {beam.step_tokens} tokens, "
+        f"scorers: {'codes only' if codec is None else 'tiny X-Codec2 + signal checks'}, "
         f"least CPU of {max(1, args.repeats)} interleaved round(s)"
     )
     print(
