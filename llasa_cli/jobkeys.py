@@ -21,8 +21,9 @@ import numpy as np
 from .constants import CODES_PER_SECOND, CONTEXT_TOKENS
 from .jobstore import segment_key
 from .options import EngineOptions, SamplingOptions
-from .plan import Chapter, Segment
+from .plan import Chapter, Plan, Segment
 from .protocols import VoicePrompt
+from .search_options import MODE_PLAIN, SearchOptions
 
 # Every segment may emit at least this many codes (about a second), whatever its estimate,
 # so a very short text ("I.") is never cut off by the cap.
@@ -65,3 +66,20 @@ class JobKeys:
         ]
         payload = {"slug": chapter.slug, "pieces": pieces, "sink": sink}
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+def search_key(options: SearchOptions | None) -> dict[str, Any] | None:
+    """The part of a segment's key that search decides (None for plain sampling)."""
+    return None if options is None or options.mode == MODE_PLAIN else dataclasses.asdict(options)
+
+
+def keys_for(
+    plan: Plan,
+    engine: EngineOptions,
+    sampling: SamplingOptions,
+    voice: VoicePrompt,
+    search: dict[str, Any] | None = None,
+) -> dict[str, str]:
+    """Segment id -> job key, for every segment of the plan."""
+    keys = JobKeys(engine, sampling, voice, search)
+    return {s.segment_id: keys.segment(s) for s in plan.segments}

@@ -59,6 +59,7 @@ class VerdictScorer:
         self.window_codes = None if window_seconds is None else round(window_seconds * CODES_PER_SECOND)
         self.signal_failures = signal_failures
         self.codec_seconds = 0.0  # running total, read by the search for its statistics
+        self._heard: dict[tuple[str, bytes], tuple[np.ndarray, Any]] = {}
 
     def score(self, items: Sequence[Candidate]) -> list[float]:
         from .verify import VerifyItem
@@ -71,7 +72,16 @@ class VerdictScorer:
         verdicts = self.verifier.verify(
             [VerifyItem(c.request.text, a, c.hit_cap) for c, a in zip(items, audio, strict=True)]
         )
+        if self.window_codes is None:
+            self._heard = {
+                _heard_key(c.request.text, c.codes): (a, v) for c, a, v in zip(items, audio, verdicts, strict=True)
+            }
         return [self._combine(v) for v in verdicts]
+
+    def recall(self, text: str, codes: np.ndarray) -> tuple[np.ndarray, Any] | None:
+        """The audio and verdict of a candidate judged whole in this scorer's last call, so the
+        pipeline need not decode and verify the chosen one again; None when it was not judged."""
+        return self._heard.get(_heard_key(text, codes))
 
     def _window(self, codes: np.ndarray) -> tuple[np.ndarray, int]:
         """(codes to decode, samples of lead-in to cut from their audio)."""
@@ -86,6 +96,10 @@ class VerdictScorer:
         error = verdict.metrics.get("wer", verdict.metrics.get("cer"))
         similarity = verdict.metrics.get("similarity")
         return self.weights.combine(1.0 - signal_failed / len(self.signal_failures), error, similarity)
+
+
+def _heard_key(text: str, codes: np.ndarray) -> tuple[str, bytes]:
+    return text, np.asarray(codes, dtype=np.int64).tobytes()
 
 
 def make_scorers(

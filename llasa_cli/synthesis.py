@@ -28,7 +28,7 @@ import numpy as np
 from .batch_runner import BatchRunner, overlap_wanted
 from .chapter_writer import FLAGGED, is_flagged, write_chapter
 from .constants import SAMPLE_RATE
-from .jobkeys import JobKeys, token_cap
+from .jobkeys import keys_for, search_key, token_cap
 from .jobstore import JobStore, PlanRow
 from .options import EngineOptions, SamplingOptions, VerifyOptions
 from .plan import Chapter, Plan, Segment
@@ -68,6 +68,7 @@ class _Rendered:
     seconds: float = 0.0
     verify_seconds: float = 0.0
     search: dict[str, Any] | None = None  # the search's compute: tokens, LM calls, scorer calls and times
+    verdict: Verdict | None = None  # the run's verifier's verdict, when the search already asked it
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,9 @@ class _Generated:
     results: list[GenerationResult]
     stats: list[dict[str, Any] | None]  # the search's compute per row (None: plain sampling)
     seconds: float
+    # Per row, the audio and (None: not the run's verifier's) verdict the search's final scorer
+    # already produced for the chosen candidate; None where it did not judge it.
+    heard: list[tuple[np.ndarray, Verdict | None] | None] | None = None
 
 
 @dataclass(frozen=True)
@@ -323,17 +327,21 @@ class Synthesizer:
         return [_best(tries) for tries in history]
 
     def _verify(self, segments: Sequence[Segment], items: Sequence[_Rendered]) -> list[Verdict]:
+        """Each item's verdict: asked of the verifier in one call, except those the search already has."""
         from .verify import VerifyItem
 
         assert self.verifier is not None
-        started = time.monotonic()
-        verdicts = self.verifier.verify(
-            [VerifyItem(s.text, i.audio, i.result.hit_cap) for s, i in zip(segments, items, strict=True)]
-        )
-        per_row = (time.monotonic() - started) / max(1, len(items))
-        for item in items:
-            item.verify_seconds = per_row
-        return verdicts
+        todo = [n for n, item in enumerate(items) if item.verdict is None]
+        verdicts: list[Verdict | None] = [item.verdict for item in items]
+        if todo:
+            started = time.monotonic()
+            asked = self.verifier.verify(
+                [VerifyItem(segments[n].text, items[n].audio, items[n].result.hit_cap) for n in todo]
+            )
+            per_row = (time.monotonic() - started) / len(todo)
+            for n, verdict in zip(todo, asked, strict=True):
+                verdicts[n], items[n].verify_seconds = verdict, per_row
+        return [v for v in verdicts if v is not None]
 
     def _search_key(self) -> dict[str, Any] | None:
         return search_key(self.search.options if self.search is not None else None)
@@ -352,29 +360,41 @@ class Synthesizer:
     def _generate(self, segments: Sequence[Segment], voice: VoicePrompt | None, attempts: Sequence[int]) -> _Generated:
         started = time.monotonic()
         requests = [self._request(s, voice, a) for s, a in zip(segments, attempts, strict=True)]
-        stats: list[dict[str, Any] | None] = [None] * len(requests)
         if voice is not None and self.search is not None and self.scorers is not None:
-            results, stats = self._search(requests)
-        else:
-            results = list(self.generator.generate(requests))
-        return _Generated(results, stats, time.monotonic() - started)
+            results, stats, heard = self._search(requests)
+            return _Generated(results, stats, time.monotonic() - started, heard)
+        results = list(self.generator.generate(requests))
+        return _Generated(results, [None] * len(results), time.monotonic() - started)
 
     def _decode(self, generated: _Generated) -> list[_Rendered]:
+        """Audio for every row: decoded in one call, except what the search's final scorer already heard."""
         started = time.monotonic()
-        audios = self.codec.decode([r.codes for r in generated.results])
+        heard = generated.heard or [None] * len(generated.results)
+        todo = [n for n, known in enumerate(heard) if known is None]
+        fresh = self.codec.decode([generated.results[n].codes for n in todo]) if todo else []
+        decoded = dict(zip(todo, fresh, strict=True))
         per_row = (generated.seconds + time.monotonic() - started) / max(1, len(generated.results))
-        return [
-            _Rendered(audio, result, per_row, search=stat)
-            for audio, result, stat in zip(audios, generated.results, generated.stats, strict=True)
-        ]
+        rendered = []
+        for n, (result, stat, known) in enumerate(zip(generated.results, generated.stats, heard, strict=True)):
+            audio, verdict = known if known is not None else (decoded[n], None)
+            rendered.append(_Rendered(audio, result, per_row, search=stat, verdict=verdict))
+        return rendered
 
-    def _search(self, requests: list[GenerationRequest]) -> tuple[list[GenerationResult], list[dict[str, Any] | None]]:
+    def _search(
+        self, requests: list[GenerationRequest]
+    ) -> tuple[list[GenerationResult], list[dict[str, Any] | None], list[tuple[np.ndarray, Verdict | None] | None]]:
         from .search import search_segments
 
         assert self.search is not None and self.scorers is not None
         partial, final = self.scorers
         found = search_segments(requests, self.search.candidates, partial, final, self.search.options)
-        return [r.as_generation_result() for r in found], [dataclasses.asdict(r.stats) for r in found]
+        # The final scorer's verdicts are the run's own when it asked the run's verifier.
+        same_verifier = self.verifier is not None and getattr(final, "verifier", None) is self.verifier
+        heard: list[tuple[np.ndarray, Verdict | None] | None] = []
+        for request, result in zip(requests, found, strict=True):
+            known = final.recall(request.text, result.codes) if hasattr(final, "recall") else None
+            heard.append(None if known is None else (known[0], known[1] if same_verifier else None))
+        return [r.as_generation_result() for r in found], [dataclasses.asdict(r.stats) for r in found], heard
 
     def _request(self, segment: Segment, voice: VoicePrompt | None, attempt: int) -> GenerationRequest:
         prompt = self.generator.prompt_tokens(segment.text, voice)
@@ -442,25 +462,6 @@ def _record_quietly(records: Iterator[Event]) -> None:
             pass
     except Exception:  # noqa: BLE001 - the error being raised matters more
         pass
-
-
-def search_key(options: SearchOptions | None) -> dict[str, Any] | None:
-    """The part of a segment's key that search decides (None for plain sampling)."""
-    from .search import MODE_PLAIN
-
-    return None if options is None or options.mode == MODE_PLAIN else dataclasses.asdict(options)
-
-
-def keys_for(
-    plan: Plan,
-    engine: EngineOptions,
-    sampling: SamplingOptions,
-    voice: VoicePrompt,
-    search: dict[str, Any] | None = None,
-) -> dict[str, str]:
-    """Segment id -> job key, for every segment of the plan."""
-    keys = JobKeys(engine, sampling, voice, search)
-    return {s.segment_id: keys.segment(s) for s in plan.segments}
 
 
 def choose_narrator_segment(segments: Sequence[Segment]) -> Segment:

@@ -80,3 +80,64 @@ def test_partial_scoring_ignores_rate_but_not_a_stalled_window() -> None:
     assert PARTIAL_SIGNAL_FAILURES < SIGNAL_FAILURES and "too_short" not in PARTIAL_SIGNAL_FAILURES
     whole_good = final.score([candidate(speaking, ended=True)])[0]
     assert whole_good < 1.0  # the same audio as a finished candidate is too short for its text
+
+
+# --- the pipeline takes the chosen candidate's audio and verdict from the final scorer --------
+
+
+class CountingComposite:
+    """A signal-only CompositeVerifier that counts the clips it is asked about."""
+
+    def __new__(cls, counts: list[int]):
+        from llasa_cli.options import VerifyOptions
+        from llasa_cli.verify import CompositeVerifier
+
+        class Counting(CompositeVerifier):
+            def verify(self, items):
+                counts.append(len(items))
+                return super().verify(items)
+
+        return Counting(VerifyOptions(check_asr=False, check_speaker=False, retries=1), None, None, None, "en")
+
+
+def _search_run(tmp_path, name: str, monkeypatch, recall: bool):
+    from llasa_cli.jobstore import JobStore
+    from llasa_cli.options import EngineOptions, SamplingOptions, VerifyOptions
+    from llasa_cli.protocols import VoicePrompt
+    from llasa_cli.search import SearchOptions
+    from llasa_cli.search_adapters import VerdictScorer
+    from llasa_cli.synthesis import RunContext, Search, Synthesizer, Verification
+    from llasa_cli.synthesis_events import SegmentDone
+
+    from .fakes import FakeGenerator
+    from .test_search import SyntheticLM
+    from .test_synthesis import BOOK, RecordingSink, make_plan
+
+    if not recall:
+        monkeypatch.setattr(VerdictScorer, "recall", lambda self, text, codes: None)
+    counts: list[int] = []
+    verification = Verification(
+        VerifyOptions(check_asr=False, check_speaker=False, retries=1), load=lambda ref: CountingComposite(counts)
+    )
+    search = Search(SearchOptions(best_of=3), SyntheticLM(alphabet=400, end_prob=0.05, min_len=30))
+    codec = FakeCodec()
+    synth = Synthesizer(FakeGenerator(), codec, SamplingOptions(), EngineOptions(batch_size=3), verification, search)
+    voice = VoicePrompt(codes=np.arange(60, dtype=np.int64), text="Hi there.")
+    with JobStore.open(tmp_path / name) as store:
+        events = list(synth.run(make_plan(BOOK), RecordingSink(), RunContext(store=store, worker="w"), voice))
+        records = {
+            key: (store.codes(key).tolist(), store.segment(key).scores)
+            for key, _ in store._conn.execute("SELECT key, text FROM positions")
+        }
+    done = [(e.segment.segment_id, e.attempts, e.flagged) for e in events if isinstance(e, SegmentDone)]
+    return done, records, sum(counts), sum(n for n in codec.decode_calls)
+
+
+def test_the_chosen_candidate_is_not_decoded_and_verified_twice(tmp_path, monkeypatch) -> None:
+    reused = _search_run(tmp_path, "reused", monkeypatch, recall=True)
+    monkeypatch.undo()
+    again = _search_run(tmp_path, "again", monkeypatch, recall=False)
+    assert reused[0] == again[0] and reused[1] == again[1]  # the same choices, attempts and verdicts
+    attempts = sum(a for _, a, _ in reused[0])
+    assert again[2] - reused[2] == attempts  # one verification fewer per attempt
+    assert again[3] - reused[3] == attempts  # and one decode fewer
