@@ -1,18 +1,28 @@
 """Benchmark llasa-cli's engine against the naive way Llasa is usually run, on the same segments.
 
 Builds the models from configs with random weights (no download), saves them to a temporary
-folder and loads them back through `llasa_cli.models.load_generator` / `load_codec`, so the
-real loaders run. `--size tiny` uses the tiny test models; `--size 1b` the Llasa-1B shape
-(Llama hidden 2048, 16 layers, 32 heads, 8 KV heads, MLP 8192, tied embeddings, vocabulary
-193,800) with a default-size X-Codec2. Random weights do not stop by themselves, so every
-segment gets a forced length (its `max_new_tokens`): both sides generate the same tokens.
+folder and loads them back through llasa-cli's loaders (`load_generator`, `load_codec`,
+`verify.load_verifier`), so the real loaders run (see scripts/bench_models.py for the shapes).
+`--size tiny` uses the tiny test models; `--size 1b` the Llasa-1B shape with a default-size
+X-Codec2, and verifiers in the whisper-large-v3-turbo and wavlm-base-plus-sv shapes. Random
+weights do not stop by themselves, so every segment gets a forced length (its `max_new_tokens`):
+both sides generate the same tokens.
 
 Side by side, in one process, on the same segments: the baseline runs them the official Llasa
 example's way, one at a time through HF `model.generate` (batch 1, sampling; `min_new_tokens`
-forces the length), each then decoded by X-Codec2; the engine runs `LlasaGenerator.generate`
-over batches sorted by length (as the pipeline does), one `XCodec.decode` call per batch. Then,
-where `llasa_cli.lm_search` exists, --beam N against --beam 1 on (some of) the same segments,
-scored by decoding candidates and a signal statistic (a stand-in for the verifiers).
+forces the length), each then decoded by X-Codec2 and verified alone (one verifier call per
+segment); the engine runs `LlasaGenerator.generate` over batches sorted by length (as the
+pipeline does), one `XCodec.decode` call and one verifier call per batch (the verifier batches
+its models by `--verify-batch-size`). Verification is the pipeline's: signal checks, a Whisper
+transcript (WER) and WavLM speaker similarity to a reference clip (random voice codes, decoded).
+Random weights fail every check, where the pipeline would retry: the bench times one attempt.
+`--no-verify` skips the verifiers.
+
+Then, where `llasa_cli.lm_search` exists, --beam N against --beam 1 on (some of) the same
+segments, scored by the pipeline's scorers (`search_adapters.make_scorers`: partial candidates
+by speaker similarity and signal checks, finished ones by the full verifier), and the chosen
+results decoded and verified as the pipeline does. The scorers' time is split into codec (their
+decoding) and verify; with --no-verify they score signal checks only (booked as "other").
 
     HF_HUB_OFFLINE=1 python scripts/bench.py --size tiny           # CPU, a few minutes
     HF_HUB_OFFLINE=1 python scripts/bench.py --size 1b --device cuda --segments 32 --batch-size 16
@@ -24,6 +34,7 @@ side where Linux allows it (/proc/self/clear_refs), else the peak since the proc
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import resource
@@ -39,17 +50,16 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout without installing
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench_models, also when loaded by file path
 
 import numpy as np  # noqa: E402
+from bench_models import DEFAULT_ASR_TOKENS_PER_SECOND, BenchModels, load_models  # noqa: E402
 
 from llasa_cli.constants import CHARS_PER_SECOND, CODEBOOK_SIZE, CODES_PER_SECOND, SAMPLE_RATE  # noqa: E402
+from llasa_cli.options import VerifyOptions  # noqa: E402
 from llasa_cli.protocols import GenerationRequest  # noqa: E402
+from llasa_cli.signal_checks import EMPTY  # noqa: E402
 
-# Llasa-1B is Llama-3.2-1B's shape (DESIGN 4); speed does not depend on the weights' values.
-LLASA_1B_LM = {"hidden_size": 2048, "intermediate_size": 8192, "num_hidden_layers": 16, "num_attention_heads": 32}
-LLASA_1B_LM |= {"num_key_value_heads": 8, "rope_theta": 500_000.0, "max_position_embeddings": 131_072}
-LLASA_1B_LM["tie_word_embeddings"] = True
-LLASA_1B_VOCAB = 193_800
 SIZES = ("tiny", "1b")
 ROOT = Path(__file__).resolve().parent.parent
 PASSAGE = " ".join((ROOT / "sample_texts" / "the_lighthouse.txt").read_text(encoding="utf-8").split()) + " "
@@ -60,64 +70,8 @@ DEFAULT_CPU_THREADS = 1
 BEAM_CANDIDATES = 2
 TINY_BEAM_SEGMENTS = 2  # beam 5 x M=2 grows 10 candidates a segment: 10x the tokens, on a 2-core CPU
 BEAM_STEP_SECONDS = 1.0
-SCORER_TARGET_RMS = 0.1
 MIB = 1 << 20
 KIB = 1 << 10
-
-
-# -- models --------------------------------------------------------------------------
-
-
-def _build_lm(out: Path, size: str, device: str) -> None:
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    from llasa_cli.prompt import SPEECH_END_TOKEN
-    from llasa_cli.tiny_models import TINY_LM, build_tiny_tokenizer
-
-    tokenizer = build_tiny_tokenizer()
-    shape = TINY_LM if size == "tiny" else LLASA_1B_LM
-    vocab = len(tokenizer) if size == "tiny" else LLASA_1B_VOCAB
-    end_id = tokenizer.convert_tokens_to_ids(SPEECH_END_TOKEN)
-    config = LlamaConfig(vocab_size=vocab, bos_token_id=tokenizer.bos_token_id, eos_token_id=end_id, **shape)
-    torch.manual_seed(0)
-    with torch.device(device):  # random init of a 1B model is much faster on the GPU
-        model = LlamaForCausalLM(config).eval()
-    if device.startswith("cuda"):
-        model = model.to(torch.bfloat16)
-    model.save_pretrained(out)
-    tokenizer.save_pretrained(out)
-
-
-def _build_codec(out: Path, size: str, device: str) -> None:
-    import torch
-    from transformers import Xcodec2Config, Xcodec2Model
-    from transformers.models.xcodec2.feature_extraction_xcodec2 import Xcodec2FeatureExtractor
-
-    from llasa_cli.constants import SAMPLES_PER_CODE
-    from llasa_cli.tiny_models import TINY_XCODEC2
-
-    config = Xcodec2Config(**TINY_XCODEC2) if size == "tiny" else Xcodec2Config()
-    torch.manual_seed(0)
-    with torch.device(device):
-        Xcodec2Model(config).eval().save_pretrained(out)
-    Xcodec2FeatureExtractor(sampling_rate=SAMPLE_RATE, hop_length=SAMPLES_PER_CODE).save_pretrained(out)
-
-
-def load_models(folder: Path, size: str, device: str, dtype: str, seed: int) -> tuple[Any, Any]:
-    """Build random models of `size`, save them, and load them back through the user's loaders."""
-    from transformers.utils import logging as hf_logging
-
-    from llasa_cli.models import load_codec, load_generator, pick_device
-    from llasa_cli.options import EngineOptions, SamplingOptions
-
-    hf_logging.disable_progress_bar()
-    device, _ = pick_device(device)
-    _build_lm(folder / "llasa", size, device)
-    _build_codec(folder / "xcodec2", size, device)
-    engine = EngineOptions(model=str(folder / "llasa"), device=device, dtype=dtype)
-    generator = load_generator(engine, SamplingOptions(seed=seed))
-    return generator, load_codec(str(folder / "xcodec2"), device)
 
 
 # -- segments and measuring ------------------------------------------------------------
@@ -180,8 +134,9 @@ class Side:
 
     name: str
     lm_seconds: float = 0.0
-    codec_seconds: float = 0.0
-    other_seconds: float = 0.0  # scorers (beam search)
+    codec_seconds: float = 0.0  # decoding: the results, and the scorers' candidates
+    verify_seconds: float = 0.0  # verifier calls: the results, and the scorers' verdicts
+    other_seconds: float = 0.0  # the scorers' signal checks under --no-verify
     tokens: int = 0  # codes in the final audio
     tokens_generated: int = 0  # codes the LM generated, candidates included
     audio_seconds: float = 0.0
@@ -192,7 +147,10 @@ class Side:
 
     @property
     def seconds(self) -> float:
-        return self.lm_seconds + self.codec_seconds + self.other_seconds
+        return self.lm_seconds + self.codec_seconds + self.verify_seconds + self.other_seconds
+
+    def count(self, key: str, value: float) -> None:
+        self.extra[key] = self.extra.get(key, 0) + value
 
     def summary(self) -> dict[str, Any]:
         total = max(self.seconds, 1e-9)
@@ -203,6 +161,7 @@ class Side:
             tokens_per_second=self.tokens / total,
             lm_share=self.lm_seconds / total,
             codec_share=self.codec_seconds / total,
+            verify_share=self.verify_seconds / total,
         )
         return data
 
@@ -219,10 +178,31 @@ def _timed(device: Any, call: Callable[[], Any]) -> tuple[Any, float]:
     return value, time.perf_counter() - begin
 
 
-def _codec_seconds(codec: Any, codes: Sequence[np.ndarray], side: Side) -> None:
+def _decode(codec: Any, codes: Sequence[np.ndarray], side: Side) -> list[np.ndarray]:
     audio, seconds = _timed(codec.device, lambda: codec.decode(list(codes)))
     side.codec_seconds += seconds
     side.audio_seconds += sum(a.size for a in audio) / SAMPLE_RATE
+    return audio
+
+
+def _verify(
+    models: BenchModels,
+    requests: Sequence[GenerationRequest],
+    audio: Sequence[np.ndarray],
+    caps: Sequence[bool],
+    side: Side,
+) -> None:
+    """One verifier call over the segments' audio, as the pipeline verifies a batch (no retries)."""
+    if models.verifier is None:
+        return
+    from llasa_cli.verify import VerifyItem
+
+    items = [VerifyItem(r.text, a, cap) for r, a, cap in zip(requests, audio, caps, strict=True)]
+    verdicts, seconds = _timed(models.device, lambda: models.verifier.verify(items))
+    side.verify_seconds += seconds
+    side.count("verify_calls", 1)
+    side.count("verified", len(items))
+    side.count("asr_skipped", sum(EMPTY in v.failures for v in verdicts))  # silent: no Whisper pass
 
 
 # -- the sides ---------------------------------------------------------------------------
@@ -258,10 +238,11 @@ def _hf_generate(generator: Any, request: GenerationRequest) -> np.ndarray:
     return out[0, ids.shape[1] :].cpu().numpy()
 
 
-def run_baseline(generator: Any, codec: Any, requests: Sequence[GenerationRequest], seed: int) -> Side:
-    """One segment at a time: HF generate (batch 1), then decode that segment."""
+def run_baseline(models: BenchModels, requests: Sequence[GenerationRequest], seed: int) -> Side:
+    """One segment at a time: HF generate (batch 1), then decode that segment, then verify it."""
     import torch
 
+    generator = models.generator
     side = Side("baseline: HF generate, batch 1")
     torch.manual_seed(seed)
     for request in requests:
@@ -269,7 +250,8 @@ def run_baseline(generator: Any, codec: Any, requests: Sequence[GenerationReques
         side.lm_seconds += seconds
         codes = _speech_codes(new_ids, generator.vocab)
         side.tokens += codes.size
-        _codec_seconds(codec, [codes], side)
+        audio = _decode(models.codec, [codes], side)
+        _verify(models, [request], audio, [codes.size >= request.max_new_tokens], side)
     side.tokens_generated = side.tokens
     return side
 
@@ -280,60 +262,95 @@ def _batches(requests: Sequence[GenerationRequest], batch_size: int) -> list[lis
     return [ordered[i : i + batch_size] for i in range(0, len(ordered), batch_size)]
 
 
-def run_engine(generator: Any, codec: Any, requests: Sequence[GenerationRequest], batch_size: int) -> Side:
-    """`LlasaGenerator.generate` per batch (behind the out-of-memory back-off), then one decode call."""
+def run_engine(models: BenchModels, requests: Sequence[GenerationRequest], batch_size: int) -> Side:
+    """`LlasaGenerator.generate` per batch (behind the out-of-memory back-off), one decode call, one verify call."""
     from llasa_cli.oom import OomBackoffGenerator
 
+    generator = models.generator
     side = Side(f"engine: batched, batch {batch_size}")
     backoff = OomBackoffGenerator(generator)
+    rows_before = generator.rows_sampled
     for batch in _batches(requests, batch_size):
         results, seconds = _timed(generator.device, lambda b=batch: backoff.generate(b))
         side.lm_seconds += seconds
         side.tokens += sum(r.codes.size for r in results)
-        side.extra["ended_early"] = side.extra.get("ended_early", 0) + sum(not r.hit_cap for r in results)
-        # The batch runs until its longest row is done: every row takes a step each time.
-        side.extra["row_steps"] = side.extra.get("row_steps", 0) + len(batch) * max(r.max_new_tokens for r in batch)
-        _codec_seconds(codec, [r.codes for r in results], side)
+        side.count("ended_early", sum(not r.hit_cap for r in results))
+        # Without dropping finished rows, a batch would step every row until its longest is done.
+        side.count("row_steps_full", len(batch) * max(r.max_new_tokens for r in batch))
+        audio = _decode(models.codec, [r.codes for r in results], side)
+        _verify(models, batch, audio, [r.hit_cap for r in results], side)
     side.tokens_generated = side.tokens
     side.extra["oom_backoffs"] = backoff.backoffs
+    # Row-steps actually run: a row's last step samples its end or its last code, so one per token.
+    side.extra["row_steps"] = generator.rows_sampled - rows_before
     side.extra["idle_row_share"] = 1.0 - side.tokens / max(1, side.extra["row_steps"])
     return side
 
 
-@dataclass
-class SignalScorer:
-    """Decodes candidates and scores how close their RMS is to a target: the verifiers' stand-in."""
+class TimedScorer:
+    """A search scorer that sums its seconds; `codec_seconds` (the scorer's decoding) passes through."""
 
-    codec: Any
-    seconds: float = 0.0
+    def __init__(self, scorer: Any) -> None:
+        self.scorer = scorer
+        self.seconds = 0.0
+
+    @property
+    def codec_seconds(self) -> float:
+        return float(getattr(self.scorer, "codec_seconds", 0.0))
 
     def score(self, items: Sequence[Any]) -> list[float]:
         begin = time.perf_counter()
-        audio = self.codec.decode([item.codes for item in items])
-        scores = [-abs(float(np.sqrt(np.mean(a**2))) - SCORER_TARGET_RMS) if a.size else -1.0 for a in audio]
+        scores = self.scorer.score(items)
         self.seconds += time.perf_counter() - begin
         return scores
 
 
-def run_search(generator: Any, codec: Any, requests: Sequence[GenerationRequest], batch_size: int, beam: int) -> Side:
-    """search_segments per batch with --beam `beam` (1: plain mode through the search code)."""
+def _scorers(models: BenchModels) -> tuple[TimedScorer, TimedScorer]:
+    """The pipeline's (partial, final) scorers; signal checks only without a verifier (--no-verify)."""
+    from llasa_cli.search import ScoreWeights
+    from llasa_cli.search_adapters import make_scorers
+
+    reference = models.reference if models.reference is not None else np.zeros(SAMPLE_RATE, dtype=np.float32)
+    partial, final = make_scorers(models.verifier, reference, models.codec, ScoreWeights(), "en")
+    return TimedScorer(partial), TimedScorer(final)
+
+
+def book_scorers(side: Side, scorers: Sequence[TimedScorer], verified: bool) -> None:
+    """Move the scorers' seconds (spent inside the timed search calls) from LM to codec and verify
+    (or other, when they ran signal checks only)."""
+    total = sum(s.seconds for s in scorers)
+    codec = min(total, sum(s.codec_seconds for s in scorers))
+    side.lm_seconds -= total
+    side.codec_seconds += codec
+    if verified:
+        side.verify_seconds += total - codec
+    else:
+        side.other_seconds += total - codec
+    side.extra["scorer_seconds"] = total
+    side.extra["scorer_codec_seconds"] = codec
+
+
+def run_search(models: BenchModels, requests: Sequence[GenerationRequest], batch_size: int, beam: int) -> Side:
+    """search_segments per batch with --beam `beam` (1: plain mode through the search code), then
+    the chosen results decoded and verified as the pipeline does."""
     from llasa_cli.lm_search import LmCandidateGenerator
     from llasa_cli.search import SearchOptions, search_segments
 
     options = SearchOptions(beam=beam, beam_candidates=BEAM_CANDIDATES, beam_step_seconds=BEAM_STEP_SECONDS)
-    scorer = SignalScorer(codec) if beam > 1 else None
+    scorers = _scorers(models) if beam > 1 else None
+    partial, final = scorers or (None, None)
     side = Side(f"search --beam {beam}" + (f" M={BEAM_CANDIDATES}" if beam > 1 else ""))
-    lm = LmCandidateGenerator(generator)
+    lm = LmCandidateGenerator(models.generator)
     for batch in _batches(requests, batch_size):
-        call = lambda b=batch: search_segments(b, lm, scorer, scorer, options)  # noqa: E731
-        results, seconds = _timed(generator.device, call)
+        call = lambda b=batch: search_segments(b, lm, partial, final, options)  # noqa: E731
+        results, seconds = _timed(models.device, call)
         side.lm_seconds += seconds
         side.tokens += sum(r.codes.size for r in results)
         side.tokens_generated += sum(r.stats.tokens_generated for r in results)
-        _codec_seconds(codec, [r.codes for r in results], side)
-    if scorer is not None:  # the scorers ran inside the timed search calls
-        side.lm_seconds -= scorer.seconds
-        side.other_seconds = scorer.seconds
+        audio = _decode(models.codec, [r.codes for r in results], side)
+        _verify(models, batch, audio, [r.hit_cap for r in results], side)
+    if scorers is not None:
+        book_scorers(side, scorers, verified=models.verifier is not None)
     return side
 
 
@@ -348,36 +365,40 @@ def _measure(memory: PeakMemory, call: Callable[[], Side]) -> Side:
     return side
 
 
-def _warm_up(generator: Any, codec: Any, args: argparse.Namespace) -> None:
-    """One short pass of every side first, so lazy set-up is not billed to whichever runs first."""
+def _warm_up(models: BenchModels, args: argparse.Namespace) -> None:
+    """One short pass of every side first, so lazy set-up is not billed to whichever runs first.
+    The verifiers warm up once (on the engine's pass): a Whisper pass costs the same 30 s window
+    on any clip, which a 1b run on a CPU feels."""
     short = [GenerationRequest(text=PASSAGE[:40], seed=1, max_new_tokens=WARMUP_TOKENS)] * 2
-    run_baseline(generator, codec, short[:1], args.seed)
-    run_engine(generator, codec, short, args.batch_size)
+    unverified = dataclasses.replace(models, verifier=None)
+    run_baseline(unverified, short[:1], args.seed)
+    run_engine(models, short, args.batch_size)
     if args.beam > 1 and _search_available():
-        run_search(generator, codec, short, args.batch_size, args.beam)
+        run_search(unverified, short, args.batch_size, args.beam)
 
 
 def _search_available() -> bool:
     import importlib.util
 
-    return all(importlib.util.find_spec(f"llasa_cli.{name}") for name in ("lm_search", "search"))
+    return all(importlib.util.find_spec(f"llasa_cli.{name}") for name in ("lm_search", "search", "search_adapters"))
 
 
-def _beam_report(generator: Any, codec: Any, requests: list[GenerationRequest], args: argparse.Namespace) -> dict:
+def _beam_report(models: BenchModels, requests: list[GenerationRequest], args: argparse.Namespace) -> dict:
     if args.beam <= 1:
         return {"measured": False, "reason": "skipped (--beam 0 or 1)"}
     if not _search_available():
         return {"measured": False, "reason": "beam search is not yet measured: llasa_cli.lm_search is not available"}
     if args.beam_segments:
         requests = requests[: args.beam_segments]
-    memory = PeakMemory(generator.device)
-    plain = _measure(memory, lambda: run_search(generator, codec, requests, args.batch_size, 1))
-    wide = _measure(memory, lambda: run_search(generator, codec, requests, args.batch_size, args.beam))
+    memory = PeakMemory(models.device)
+    plain = _measure(memory, lambda: run_search(models, requests, args.batch_size, 1))
+    wide = _measure(memory, lambda: run_search(models, requests, args.batch_size, args.beam))
     return {
         "measured": True,
         "beam": args.beam,
         "beam_candidates": BEAM_CANDIDATES,
         "beam_step_seconds": BEAM_STEP_SECONDS,
+        "scorers": "search_adapters.make_scorers" + ("" if models.verifier is not None else " (signal checks only)"),
         "segments": len(requests),
         "beam_1": plain.summary(),
         "beam_n": wide.summary(),
@@ -391,12 +412,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if args.threads:
         torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory(prefix="llasa-bench-") as folder:
-        generator, codec = load_models(Path(folder), args.size, args.device, args.dtype, args.seed)
+        models = load_models(Path(folder), args)
+    generator = models.generator
     requests = make_segments(args.segments, args.min_seconds, args.max_seconds, args.seed)
-    _warm_up(generator, codec, args)
+    _warm_up(models, args)
     memory = PeakMemory(generator.device)
-    baseline = _measure(memory, lambda: run_baseline(generator, codec, requests, args.seed))
-    engine = _measure(memory, lambda: run_engine(generator, codec, requests, args.batch_size))
+    baseline = _measure(memory, lambda: run_baseline(models, requests, args.seed))
+    engine = _measure(memory, lambda: run_engine(models, requests, args.batch_size))
     return {
         "size": args.size,
         "device": str(generator.device),
@@ -407,56 +429,93 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "batch_size": args.batch_size,
         "segment_seconds": [args.min_seconds, args.max_seconds],
         "audio_seconds": baseline.audio_seconds,
+        "verify": {"enabled": models.verifier is not None, **models.info},
         "baseline": baseline.summary(),
         "engine": engine.summary(),
         "tokens_match": baseline.tokens == engine.tokens,
         "throughput_ratio": baseline.seconds / max(engine.seconds, 1e-9),
-        "beam": _beam_report(generator, codec, requests, args),
+        "beam": _beam_report(models, requests, args),
     }
 
 
 # -- output ----------------------------------------------------------------------------------
 
-_COLUMNS = ("wall s", "LM s", "codec s", "RTF", "tok/s", "LM %", "codec %", "peak MiB")
-_HEADER = f"{'side':<34} " + " ".join(f"{c:>8}" for c in _COLUMNS)
+_COLUMNS = ("wall s", "LM s", "codec s", "verify s", "RTF", "tok/s", "LM %", "codec %", "verify %", "peak MiB")
+_VERIFY_COLUMNS = {"verify s", "verify %"}
 
 
-def _row(side: dict[str, Any]) -> str:
+def _columns(verified: bool) -> list[str]:
+    return [c for c in _COLUMNS if verified or c not in _VERIFY_COLUMNS]
+
+
+def _header(verified: bool) -> str:
+    return f"{'side':<34} " + " ".join(f"{c:>8}" for c in _columns(verified))
+
+
+def _row(side: dict[str, Any], verified: bool) -> str:
+    cells = {
+        "wall s": f"{side['seconds']:8.2f}",
+        "LM s": f"{side['lm_seconds']:8.2f}",
+        "codec s": f"{side['codec_seconds']:8.2f}",
+        "verify s": f"{side['verify_seconds']:8.2f}",
+        "RTF": f"{side['real_time_factor']:8.3f}",
+        "tok/s": f"{side['tokens_per_second']:8.1f}",
+        "LM %": f"{100 * side['lm_share']:8.0f}",
+        "codec %": f"{100 * side['codec_share']:8.0f}",
+        "verify %": f"{100 * side['verify_share']:8.0f}",
+        "peak MiB": f"{side['peak_memory_bytes'] / MIB:8.0f}",
+    }
+    return f"{side['name']:<34} " + " ".join(cells[c] for c in _columns(verified))
+
+
+def _verify_line(verify: dict[str, Any]) -> str:
+    if not verify["enabled"]:
+        return "verifiers: off (--no-verify)"
     return (
-        f"{side['name']:<34} {side['seconds']:8.2f} {side['lm_seconds']:8.2f} {side['codec_seconds']:8.2f} "
-        f"{side['real_time_factor']:8.3f} {side['tokens_per_second']:8.1f} {100 * side['lm_share']:8.0f} "
-        f"{100 * side['codec_share']:8.0f} {side['peak_memory_bytes'] / MIB:8.0f}"
+        f"verifiers: {verify['asr']} ({verify['asr_parameters'] / 1e6:.3g}M parameters, at most "
+        f"{verify['asr_decoder_steps']} decoder steps a transcript), {verify['speaker']} "
+        f"({verify['speaker_parameters'] / 1e6:.3g}M), signal checks; verify batch size {verify['verify_batch_size']}; "
+        "the baseline verifies each segment alone, the engine each batch in one call"
     )
 
 
+def _print_sides(report: dict[str, Any]) -> None:
+    base, engine, verified = report["baseline"], report["engine"], report["verify"]["enabled"]
+    print(_verify_line(report["verify"]))
+    print(_header(verified))
+    print(_row(base, verified))
+    print(_row(engine, verified))
+    print(
+        f"tokens: baseline {base['tokens']}, engine {engine['tokens']} (same: {report['tokens_match']}); "
+        f"engine row-steps {engine['extra']['row_steps']} ({100 * engine['extra']['idle_row_share']:.0f}% on rows "
+        f"already at their length; {engine['extra']['row_steps_full']} if finished rows stayed in the batch); "
+        f"peak memory added: baseline {base['peak_memory_added_bytes'] / MIB:.0f} MiB, "
+        f"engine {engine['peak_memory_added_bytes'] / MIB:.0f} MiB"
+    )
+    if skipped := base["extra"].get("asr_skipped", 0) + engine["extra"].get("asr_skipped", 0):
+        print(f"note: {skipped} decoded clips were silent, so the verifier skipped their Whisper pass")
+    print(f"throughput engine / baseline: {report['throughput_ratio']:.2f}x")
+
+
 def print_table(report: dict[str, Any]) -> None:
-    base, engine = report["baseline"], report["engine"]
     print(
         f"llasa-cli bench: --size {report['size']} on {report['device']} ({report['device_name']}, "
         f"{report['dtype']}, {report['threads']} threads); {report['segments']} segments of "
         f"{report['segment_seconds'][0]:g}-{report['segment_seconds'][1]:g} s = {report['audio_seconds']:.1f} s "
-        f"of audio; batch size {report['batch_size']}; peak memory = {base['peak_memory_kind']}"
+        f"of audio; batch size {report['batch_size']}; peak memory = {report['baseline']['peak_memory_kind']}"
     )
-    print(_HEADER)
-    print(_row(base))
-    print(_row(engine))
-    print(
-        f"tokens: baseline {base['tokens']}, engine {engine['tokens']} (same: {report['tokens_match']}); "
-        f"engine row-steps {engine['extra']['row_steps']} ({100 * engine['extra']['idle_row_share']:.0f}% on rows "
-        f"already at their length); peak memory added: baseline {base['peak_memory_added_bytes'] / MIB:.0f} MiB, "
-        f"engine {engine['peak_memory_added_bytes'] / MIB:.0f} MiB"
-    )
-    print(f"throughput engine / baseline: {report['throughput_ratio']:.2f}x")
-    beam = report["beam"]
+    _print_sides(report)
+    beam, verified = report["beam"], report["verify"]["enabled"]
     if not beam["measured"]:
         print(f"beam: {beam['reason']}")
         return
     print(
         f"beam search on {beam['segments']} of the segments (M={beam['beam_candidates']}, "
-        f"{beam['beam_step_seconds']:g} s steps; scorer: decode + RMS):"
+        f"{beam['beam_step_seconds']:g} s steps; scorers: {beam['scorers']}):"
     )
     for side in (beam["beam_1"], beam["beam_n"]):
-        print(_row(side) + f"   generated {side['tokens_generated']} tokens, scorers {side['other_seconds']:.2f} s")
+        scorers = side["extra"].get("scorer_seconds", 0.0)
+        print(_row(side, verified) + f"   generated {side['tokens_generated']} tokens, scorers {scorers:.2f} s")
     print(f"--beam {beam['beam']} costs {beam['cost_ratio']:.2f}x the time of --beam 1")
 
 
@@ -472,13 +531,26 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--beam", type=int, default=5, help="also time --beam N against --beam 1 (0: skip)")
     parser.add_argument("--threads", type=int, default=DEFAULT_CPU_THREADS, help="torch threads (0: torch's choice)")
     parser.add_argument("--beam-segments", type=int, help="beam-time the first K segments (tiny: 2, 1b: all; 0: all)")
+    parser.add_argument("--no-verify", dest="verify", action="store_false", help="skip the verifiers (ASR, speaker)")
+    parser.add_argument(
+        "--verify-batch-size", type=int, default=VerifyOptions().batch_size, help="clips per ASR / speaker batch"
+    )
+    parser.add_argument(
+        "--asr-tokens-per-second",
+        type=float,
+        default=DEFAULT_ASR_TOKENS_PER_SECOND,
+        help="cap random Whisper's transcripts at this many tokens per second of the longest segment, what a real "
+        "transcript takes (0: Whisper's own cap, 224 tokens, which random weights always reach)",
+    )
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     args = parser.parse_args(argv)
     if args.beam_segments is None:
         args.beam_segments = TINY_BEAM_SEGMENTS if args.size == "tiny" else 0
-    if args.segments < 1 or args.batch_size < 1 or not 0 < args.min_seconds <= args.max_seconds:
-        parser.error("need --segments >= 1, --batch-size >= 1 and 0 < --min-seconds <= --max-seconds")
+    if args.segments < 1 or args.batch_size < 1 or args.verify_batch_size < 1:
+        parser.error("need --segments >= 1, --batch-size >= 1 and --verify-batch-size >= 1")
+    if not 0 < args.min_seconds <= args.max_seconds:
+        parser.error("need 0 < --min-seconds <= --max-seconds")
     return args
 
 
