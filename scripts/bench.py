@@ -193,7 +193,7 @@ def _verify(
     side: Side,
 ) -> None:
     """One verifier call over the segments' audio, as the pipeline verifies a batch (no retries)."""
-    if models.verifier is None:
+    if models.verifier is None or not requests:
         return
     from llasa_cli.verify import VerifyItem
 
@@ -304,6 +304,9 @@ class TimedScorer:
         self.seconds += time.perf_counter() - begin
         return scores
 
+    def recall(self, text: str, codes: np.ndarray) -> Any:
+        return self.scorer.recall(text, codes)
+
 
 def _scorers(models: BenchModels) -> tuple[TimedScorer, TimedScorer]:
     """The pipeline's (partial, final) scorers; signal checks only without a verifier (--no-verify)."""
@@ -332,7 +335,8 @@ def book_scorers(side: Side, scorers: Sequence[TimedScorer], verified: bool) -> 
 
 def run_search(models: BenchModels, requests: Sequence[GenerationRequest], batch_size: int, beam: int) -> Side:
     """search_segments per batch with --beam `beam` (1: plain mode through the search code), then
-    the chosen results decoded and verified as the pipeline does."""
+    the chosen results decoded and verified as the pipeline does: only those the final scorer
+    did not already judge whole."""
     from llasa_cli.lm_search import LmCandidateGenerator
     from llasa_cli.search import SearchOptions, search_segments
 
@@ -347,8 +351,11 @@ def run_search(models: BenchModels, requests: Sequence[GenerationRequest], batch
         side.lm_seconds += seconds
         side.tokens += sum(r.codes.size for r in results)
         side.tokens_generated += sum(r.stats.tokens_generated for r in results)
-        audio = _decode(models.codec, [r.codes for r in results], side)
-        _verify(models, batch, audio, [r.hit_cap for r in results], side)
+        heard = [None if final is None else final.recall(q.text, r.codes) for q, r in zip(batch, results, strict=True)]
+        side.audio_seconds += sum(h[0].size for h in heard if h is not None) / SAMPLE_RATE
+        todo = [n for n, h in enumerate(heard) if h is None]
+        audio = _decode(models.codec, [results[n].codes for n in todo], side) if todo else []
+        _verify(models, [batch[n] for n in todo], audio, [results[n].hit_cap for n in todo], side)
     if scorers is not None:
         book_scorers(side, scorers, verified=models.verifier is not None)
     return side
