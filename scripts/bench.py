@@ -71,7 +71,6 @@ DEFAULT_CPU_THREADS = 1
 BEAM_CANDIDATES = 2
 TINY_BEAM_SEGMENTS = 2  # beam 5 x M=2 grows 10 candidates a segment: 10x the tokens, on a 2-core CPU
 BEAM_STEP_SECONDS = 1.0
-MIB = 1 << 20
 KIB = 1 << 10
 
 
