@@ -95,7 +95,26 @@ def _row(label: str, seconds: float, results: list, cpu: float, plain: tuple[flo
     return f"{label:<22} {seconds:8.2f} {seconds / plain[0]:6.2f}x {cpu:8.2f} {cpu / plain[1]:6.2f}x {extra}"
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def _print(args: argparse.Namespace, threads: int, cap: int, step_tokens: int, no_codec: bool, runs: list) -> None:
+    print(
+        f"tiny Llasa on CPU ({threads} threads), top-p {args.top_p}, "
+        f"{args.segments} segments x {cap} tokens, "
+        f"step {step_tokens} tokens, "
+        f"scorers: {'codes only' if no_codec else 'tiny X-Codec2 + signal checks'}, "
+        f"least CPU of {max(1, args.repeats)} interleaved round(s)"
+    )
+    print(
+        f"{'mode':<22} {'wall s':>8} {'ratio':>7} {'CPU s':>8} {'ratio':>7} "
+        f"{'LM s':>8} {'scorers s':>9} {'codec s':>8} {'tokens':>8} {'forward':>8}"
+    )
+    plain = (runs[0][1], runs[0][3])
+    for label, seconds, results, cpu in runs:
+        print(_row(label, seconds, results, cpu, plain))
+    same = all(np.array_equal(a.codes, b.codes) for a, b in zip(runs[0][2], runs[1][2], strict=True))
+    print(f"--beam 1 gives the same codes as generate: {same}")
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--segments", type=int, default=4)
     parser.add_argument("--seconds", type=float, default=2.0, help="token cap per segment, in seconds of speech")
@@ -109,7 +128,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--repeats", type=int, default=1, help="rounds of every mode, interleaved; the one with least CPU time counts"
     )
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
 
     import torch
 
@@ -145,22 +168,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         modes.append((f"--best-of {args.best_of}", lambda: search_segments(requests, lm, None, final, best_of)))
     rounds = [[_run(label, call) for label, call in modes] for _ in range(max(1, args.repeats))]
     runs = [min(timings, key=lambda run: run[3]) for timings in zip(*rounds, strict=True)]
-    print(
-        f"tiny Llasa on CPU ({torch.get_num_threads()} threads), top-p {args.top_p}, "
-        f"{args.segments} segments x {cap} tokens, "
-        f"step {beam.step_tokens} tokens, "
-        f"scorers: {'codes only' if codec is None else 'tiny X-Codec2 + signal checks'}, "
-        f"least CPU of {max(1, args.repeats)} interleaved round(s)"
-    )
-    print(
-        f"{'mode':<22} {'wall s':>8} {'ratio':>7} {'CPU s':>8} {'ratio':>7} "
-        f"{'LM s':>8} {'scorers s':>9} {'codec s':>8} {'tokens':>8} {'forward':>8}"
-    )
-    plain = (runs[0][1], runs[0][3])
-    for label, seconds, results, cpu in runs:
-        print(_row(label, seconds, results, cpu, plain))
-    same = all(np.array_equal(a.codes, b.codes) for a, b in zip(runs[0][2], runs[1][2], strict=True))
-    print(f"--beam 1 gives the same codes as generate: {same}")
+    _print(args, torch.get_num_threads(), cap, beam.step_tokens, codec is None, runs)
     return 0
 
 
