@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
-# The prepared check for a lent GPU: one device call, about 8 minutes on an H100. First, here:
-# `scripts/gpu_wheels.sh` (the packages that machine lacks, into .whl/). Then the device call:
-#   command: bash scripts/gpu_check.sh      carry: [".whl"]      timeout_s: 570
-# It installs the wheels, checks that the project imports, runs the gpu-marked tests, then the
-# Llasa-1B-shape benchmark (baseline, engine, --beam 1, --beam 5). Results land in $OUT (the
-# device tool's folder; ./gpu-results elsewhere): env.txt, gpu-tests.txt, bench-1b.json/.err.
+# The prepared checks for a lent GPU. First, here: `scripts/gpu_wheels.sh` (the packages that
+# machine lacks, into .whl/). Then one device call per stage (each well under 10 minutes):
+#   command: bash scripts/gpu_check.sh bench    carry: [".whl"]    timeout_s: 570
+#   command: bash scripts/gpu_check.sh steps    carry: [".whl"]    timeout_s: 420   (if time is left)
+# bench: installs the wheels, checks that the project imports, runs the gpu-marked tests, then
+#   the Llasa-1B-shape benchmark (baseline, engine, --beam 1, --beam 5).
+# steps: one decode step's time with DynamicCache, StaticCache and StaticCache + torch.compile
+#   (CUDA graphs) at batch 1, 16 and 64: whether a static cache and compile pay.
+# Results land in $OUT (the device tool's folder; ./gpu-results elsewhere).
 set -uo pipefail
+stage="${1:-bench}"
 out="${OUT:-gpu-results}"
 mkdir -p "$out"
 export HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1
@@ -25,6 +29,12 @@ PY
 status=$?
 cat "$out/env.txt"
 [ "$status" -eq 0 ] || { echo "imports failed: see env.txt"; exit 1; }
+if [ "$stage" = steps ]; then
+    timeout "${STEP_SECONDS:-380}" python3 scripts/bench_decode_step.py --size 1b --device cuda --batch-sizes 1,16,64 \
+        --prompt-tokens 400 --steps 64 --json > "$out/decode-steps.json" 2> "$out/decode-steps.err"
+    echo "decode steps: exit $?"; tail -5 "$out/decode-steps.err"
+    exit 0
+fi
 timeout "${TEST_SECONDS:-120}" python3 -m pytest -q -m gpu -p no:cacheprovider tests/test_gpu.py tests/test_oom.py \
     > "$out/gpu-tests.txt" 2>&1
 echo "gpu tests: exit $?"; tail -3 "$out/gpu-tests.txt"

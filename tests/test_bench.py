@@ -206,3 +206,17 @@ def test_scorer_time_moves_from_lm_to_codec_and_verify() -> None:
     bench.book_scorers(unverified, [scorer], verified=False)
     assert (unverified.verify_seconds, unverified.other_seconds) == (0.0, 0.75)
     assert side.seconds == unverified.seconds == 3.0
+
+
+def test_decode_step_bench_times_each_cache_and_checks_their_codes_agree(capsys) -> None:
+    spec = importlib.util.spec_from_file_location("llasa_bench_step", ROOT / "scripts" / "bench_decode_step.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    args = ["--size", "tiny", "--device", "cpu", "--batch-sizes", "1,3", "--steps", "4", "--prompt-tokens", "60"]
+    assert module.main([*args, "--modes", "dynamic,static", "--json"]) == 0  # torch.compile is left to the GPU run
+    results = json.loads(capsys.readouterr().out)
+    assert [(r["mode"], r["rows"]) for r in results] == [("dynamic", 1), ("static", 1), ("dynamic", 3), ("static", 3)]
+    assert all(r["same_codes_as_dynamic"] and r["ms_per_step"] > 0 for r in results)
+    with pytest.raises(SystemExit):
+        module.parse_args(["--modes", "static"])  # the reference mode comes first
