@@ -21,7 +21,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -29,14 +28,27 @@ import numpy as np
 
 from .constants import CODEBOOK_SIZE, CODES_PER_SECOND
 from .errors import OutputError
+from .jobstore_records import ChapterStatus, JobInfo, JobStatus, PlanRow, SegmentRecord
 from .jobstore_schema import DB_NAME, DEFAULT_BUSY_TIMEOUT_S, check_header, connect, map_sqlite_error
-from .plan import Segment
 from .protocols import VoicePrompt
 
 CODE_DTYPE = np.dtype("<u2")
 KEY_VERSION = "llasa-segment-key/1"
 ENSURE_ROW = "INSERT OR IGNORE INTO segments (key, updated) VALUES (?, ?)"
 SQL_CHUNK = 500  # stays under SQLite's smallest host-parameter limit (999)
+
+__all__ = [  # the records live in jobstore_records.py; importers keep importing them from here
+    "ChapterStatus",
+    "JobInfo",
+    "JobStatus",
+    "JobStore",
+    "PlanRow",
+    "SegmentRecord",
+    "decode_codes",
+    "encode_codes",
+    "manuscript_fingerprint",
+    "segment_key",
+]
 
 # --- pure helpers -----------------------------------------------------------
 
@@ -101,84 +113,6 @@ def _dumps(value: Any) -> str:
 
 def _loads(text: str | None) -> Any:
     return None if text is None else json.loads(text)
-
-
-# --- records ----------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class PlanRow:
-    """One position of the current plan and the segment key it needs."""
-
-    key: str
-    chapter: int
-    index: int
-    text: str
-    est_seconds: float
-
-    @classmethod
-    def from_segment(cls, key: str, segment: Segment) -> PlanRow:
-        return cls(key, segment.chapter, segment.index, segment.text, segment.est_seconds)
-
-
-@dataclass(frozen=True)
-class JobInfo:
-    fingerprint: str
-    options: dict[str, Any]
-    model: str
-    codec: str
-    created: float
-    updated: float
-
-
-@dataclass(frozen=True)
-class SegmentRecord:
-    key: str
-    status: str
-    attempts: int
-    last_error: str | None
-    scores: dict[str, Any] | None
-    timings: dict[str, Any] | None
-    hit_cap: bool | None
-    n_codes: int | None
-    worker: str | None
-    lease_until: float | None
-
-
-@dataclass(frozen=True)
-class ChapterStatus:
-    chapter: int
-    total: int
-    done: int
-    failed: int
-    pending: int
-    done_seconds: float
-    pending_est_seconds: float
-
-
-@dataclass(frozen=True)
-class JobStatus:
-    """Counts over the current plan's positions (a key used twice counts twice)."""
-
-    total: int
-    done: int
-    failed: int
-    pending: int
-    done_seconds: float
-    pending_est_seconds: float
-    chapters: tuple[ChapterStatus, ...]
-
-    @classmethod
-    def of(cls, chapters: tuple[ChapterStatus, ...]) -> JobStatus:
-        sums = [sum(getattr(c, name) for c in chapters) for name in TOTAL_FIELDS]
-        return cls(*sums, chapters=chapters)
-
-    @property
-    def complete(self) -> bool:
-        return self.done == self.total
-
-
-TOTAL_FIELDS = ("total", "done", "failed", "pending", "done_seconds", "pending_est_seconds")
 
 
 F = TypeVar("F", bound=Callable[..., Any])
