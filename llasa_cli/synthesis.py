@@ -340,7 +340,8 @@ class Synthesizer:
             )
             per_row = (time.monotonic() - started) / len(todo)
             for n, verdict in zip(todo, asked, strict=True):
-                verdicts[n], items[n].verify_seconds = verdict, per_row
+                verdicts[n] = verdict
+                items[n].verify_seconds += per_row
         return [v for v in verdicts if v is not None]
 
     def _search_key(self) -> dict[str, Any] | None:
@@ -377,7 +378,10 @@ class Synthesizer:
         rendered = []
         for n, (result, stat, known) in enumerate(zip(generated.results, generated.stats, heard, strict=True)):
             audio, verdict = known if known is not None else (decoded[n], None)
-            rendered.append(_Rendered(audio, result, per_row, search=stat, verdict=verdict))
+            # A search's time judging candidates is verification time, not generation time.
+            judging = 0.0 if stat is None else stat["partial_scorer_seconds"] + stat["final_scorer_seconds"]
+            item = _Rendered(audio, result, max(0.0, per_row - judging), judging, search=stat, verdict=verdict)
+            rendered.append(item)
         return rendered
 
     def _search(

@@ -141,3 +141,14 @@ def test_the_chosen_candidate_is_not_decoded_and_verified_twice(tmp_path, monkey
     attempts = sum(a for _, a, _ in reused[0])
     assert again[2] - reused[2] == attempts  # one verification fewer per attempt
     assert again[3] - reused[3] == attempts  # and one decode fewer
+
+
+def test_a_searched_segment_books_its_judging_as_verification_time(tmp_path, monkeypatch) -> None:
+    from llasa_cli.jobstore import JobStore
+
+    _search_run(tmp_path, "timed", monkeypatch, recall=True)
+    with JobStore.open(tmp_path / "timed") as store:
+        timings = [record.timings for _, _, record in store.plan_records()]
+    for timing in timings:
+        judged = timing["search"]["partial_scorer_seconds"] + timing["search"]["final_scorer_seconds"]
+        assert timing["verify_seconds"] >= judged > 0
