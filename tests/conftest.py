@@ -37,3 +37,14 @@ def tiny_codec(tiny_models):
     from llasa_cli.models import load_codec
 
     return load_codec(str(tiny_models.xcodec2), "cpu")
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Tiny models on shared cores: one thread avoids oversubscription stalls (seconds per test)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -27,17 +27,6 @@ def noise(seconds: float, seed: int) -> np.ndarray:
 # -- openai-whisper ----------------------------------------------------------------
 
 
-@pytest.fixture
-def one_torch_thread():
-    """Tiny models on shared cores: one thread avoids oversubscription stalls (seconds per test)."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def test_openai_whisper_batch_keeps_order_and_matches_one_at_a_time(tiny_models, one_torch_thread):
     if tiny_models.whisper is None:
         pytest.skip("openai-whisper is not installed")

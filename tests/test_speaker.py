@@ -11,16 +11,6 @@ from llasa_cli.errors import InvalidOptionError, ModelLoadError, ModelNotFoundEr
 
 
 @pytest.fixture
-def one_torch_thread():
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture
 def wavlm(tiny_models, one_torch_thread):
     return speaker.load_embedder("wavlm", str(tiny_models.wavlm), "cpu", batch_size=4)
 
