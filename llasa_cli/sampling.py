@@ -75,8 +75,9 @@ def apply_top_k(logits: torch.Tensor, top_k: int) -> torch.Tensor:
 def apply_top_p(logits: torch.Tensor, top_p: float) -> torch.Tensor:
     """Keep each row's smallest set of most likely ids whose probability reaches `top_p` (always >= 1 id).
 
-    The sampler does not call this (it samples top-p by rejection, see `sample_next`); it is
-    the rule written out, which the sampler's fallback and the tests use."""
+    The sampler does not call this (it samples top-p by rejection, see `sample_next`); it is the
+    rule written out for callers and tests. The sampler's exact fallback applies the same mask
+    (`_sorted_drop_mask`) to probabilities instead of logits."""
     if top_p >= 1.0:
         return logits
     return logits.masked_fill(_sorted_drop_mask(logits, top_p), float("-inf"))

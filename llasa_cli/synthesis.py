@@ -342,7 +342,8 @@ class Synthesizer:
             for n, verdict in zip(todo, asked, strict=True):
                 verdicts[n] = verdict
                 items[n].verify_seconds += per_row
-        return [v for v in verdicts if v is not None]
+        assert all(v is not None for v in verdicts)
+        return verdicts  # type: ignore[return-value]  # every None was just filled
 
     def _search_key(self) -> dict[str, Any] | None:
         return search_key(self.search.options if self.search is not None else None)
