@@ -11,7 +11,6 @@ torch and transformers are imported inside functions: importing this module is c
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -124,8 +123,6 @@ TINY_WHISPER = {
     "n_text_head": 2,
     "n_text_layer": 1,
 }
-WHISPER_WEIGHTS_FILE = "model.safetensors"
-WHISPER_DIMS_FILE = "dims.json"
 
 
 @dataclass(frozen=True)
@@ -166,24 +163,40 @@ def build_tiny_tokenizer():  # -> PreTrainedTokenizerFast (transformers is impor
     return tokenizer
 
 
-def _build_llasa(out: Path) -> None:
+# The builders below take a shape and a device so that `scripts/bench_models.py` builds the
+# real-size models with them too; the tiny shapes are the defaults.
+
+
+def build_llama(
+    out: Path,
+    shape: dict = TINY_LM,
+    vocab_size: int | None = None,
+    device: str = "cpu",
+    bfloat16: bool = False,
+) -> None:
+    """A random Llasa-style Llama (`shape` fields of LlamaConfig) and the tiny tokenizer, saved to `out`.
+    `vocab_size` defaults to the tokenizer's; the real 1B model's is larger."""
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
     tokenizer = build_tiny_tokenizer()
     config = LlamaConfig(
-        vocab_size=len(tokenizer),
+        vocab_size=vocab_size or len(tokenizer),
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.convert_tokens_to_ids(SPEECH_END_TOKEN),
-        **TINY_LM,
+        **shape,
     )
     torch.manual_seed(_SEED)
-    model = LlamaForCausalLM(config).eval()
+    with torch.device(device):  # random init of a 1B model is much faster on a GPU
+        model = LlamaForCausalLM(config).eval()
+    if bfloat16:
+        model = model.to(torch.bfloat16)
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
 
 
-def _build_xcodec2(out: Path) -> None:
+def build_xcodec2(out: Path, shape: dict | None = TINY_XCODEC2, device: str = "cpu") -> None:
+    """A random X-Codec2 (`shape` fields of Xcodec2Config; None: the default, real size) and its extractor."""
     import torch
     from transformers import Xcodec2Config, Xcodec2Model
 
@@ -191,39 +204,41 @@ def _build_xcodec2(out: Path) -> None:
     # where torchaudio is missing, but constructing and saving it needs no torchaudio.
     from transformers.models.xcodec2.feature_extraction_xcodec2 import Xcodec2FeatureExtractor
 
-    config = Xcodec2Config(**TINY_XCODEC2)
     torch.manual_seed(_SEED)
-    Xcodec2Model(config).eval().save_pretrained(out)
+    with torch.device(device):
+        Xcodec2Model(Xcodec2Config(**(shape or {}))).eval().save_pretrained(out)
     Xcodec2FeatureExtractor(sampling_rate=SAMPLE_RATE, hop_length=SAMPLES_PER_CODE).save_pretrained(out)
 
 
-def _build_wavlm(out: Path) -> None:
+def build_wavlm(out: Path, shape: dict | None = TINY_WAVLM, device: str = "cpu") -> None:
+    """A random WavLM x-vector model (None: WavLMConfig's defaults, the base size) and its extractor."""
     import torch
     from transformers import Wav2Vec2FeatureExtractor, WavLMConfig, WavLMForXVector
 
     torch.manual_seed(_SEED)
-    WavLMForXVector(WavLMConfig(**TINY_WAVLM)).eval().save_pretrained(out)
+    with torch.device(device):
+        WavLMForXVector(WavLMConfig(**(shape or {}))).eval().save_pretrained(out)
     extractor = Wav2Vec2FeatureExtractor(
         feature_size=1, sampling_rate=SAMPLE_RATE, padding_value=0.0, do_normalize=True, return_attention_mask=True
     )
     extractor.save_pretrained(out)
 
 
-def _build_whisper(out: Path) -> bool:
-    """A random tiny openai-whisper model as safetensors + a dims json; False where whisper is missing."""
+def build_whisper(out: Path, dims: dict = TINY_WHISPER, device: str = "cpu") -> bool:
+    """A random openai-whisper model in the folder format `asr.load_transcriber` reads; False where
+    openai-whisper is missing."""
     try:
         from whisper.model import ModelDimensions, Whisper
     except ImportError:
         return False
     import torch
-    from safetensors.torch import save_file
+
+    from .asr import save_whisper_folder
 
     torch.manual_seed(_SEED)
-    model = Whisper(ModelDimensions(**TINY_WHISPER))
-    out.mkdir(parents=True, exist_ok=True)
-    state = {name: tensor.contiguous() for name, tensor in model.state_dict().items()}
-    save_file(state, str(out / WHISPER_WEIGHTS_FILE))
-    (out / WHISPER_DIMS_FILE).write_text(json.dumps(TINY_WHISPER, indent=2) + "\n", encoding="utf-8")
+    with torch.device(device):
+        model = Whisper(ModelDimensions(**dims)).eval()
+    save_whisper_folder(model, out)
     return True
 
 
@@ -237,9 +252,9 @@ def build_tiny_models(root: Path) -> TinyModels:
         wavlm=root / "wavlm",
         whisper=root / "whisper",
     )
-    _build_llasa(paths.llasa)
-    _build_xcodec2(paths.xcodec2)
-    _build_wavlm(paths.wavlm)
-    if not _build_whisper(paths.whisper):
+    build_llama(paths.llasa)
+    build_xcodec2(paths.xcodec2)
+    build_wavlm(paths.wavlm)
+    if not build_whisper(paths.whisper):
         paths = TinyModels(root=root, llasa=paths.llasa, xcodec2=paths.xcodec2, wavlm=paths.wavlm, whisper=None)
     return paths

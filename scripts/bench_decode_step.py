@@ -139,13 +139,13 @@ def time_mode(generator: Any, mode: str, rows: int, args: argparse.Namespace) ->
 
 
 def _load(folder: Path, args: argparse.Namespace) -> Any:
-    from bench_models import _build_lm
+    from bench_models import build_lm
 
     from llasa_cli.models import load_generator, pick_device
     from llasa_cli.options import EngineOptions, SamplingOptions
 
     device, _ = pick_device(args.device)
-    _build_lm(folder / "llasa", args.size, device)
+    build_lm(folder / "llasa", args.size, device)
     sampling = SamplingOptions(temperature=0.0) if args.greedy else SamplingOptions()
     return load_generator(EngineOptions(model=str(folder / "llasa"), device=device, dtype=args.dtype), sampling)
 

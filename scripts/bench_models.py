@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from llasa_cli.constants import CHARS_PER_SECOND, CODEBOOK_SIZE, CODES_PER_SECOND, SAMPLE_RATE, SAMPLES_PER_CODE
+from llasa_cli.constants import CHARS_PER_SECOND, CODEBOOK_SIZE, CODES_PER_SECOND
 
 # Llasa-1B is Llama-3.2-1B's shape (DESIGN 4); speed does not depend on the weights' values.
 LLASA_1B_LM = {"hidden_size": 2048, "intermediate_size": 8192, "num_hidden_layers": 16, "num_attention_heads": 32}
@@ -72,72 +72,37 @@ def whisper_text_ctx(full_ctx: int, max_seconds: float, tokens_per_second: float
     return min(full_ctx, 2 * (tokens + 1))
 
 
-def _build_lm(out: Path, size: str, device: str) -> None:
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
+def build_lm(out: Path, size: str, device: str) -> None:
+    """The Llasa LM of `size`, random, saved to `out` (bfloat16 on CUDA, as the engine loads it)."""
+    from llasa_cli.tiny_models import TINY_LM, build_llama
 
-    from llasa_cli.prompt import SPEECH_END_TOKEN
-    from llasa_cli.tiny_models import TINY_LM, build_tiny_tokenizer
-
-    tokenizer = build_tiny_tokenizer()
-    shape = TINY_LM if size == "tiny" else LLASA_1B_LM
-    vocab = len(tokenizer) if size == "tiny" else LLASA_1B_VOCAB
-    end_id = tokenizer.convert_tokens_to_ids(SPEECH_END_TOKEN)
-    config = LlamaConfig(vocab_size=vocab, bos_token_id=tokenizer.bos_token_id, eos_token_id=end_id, **shape)
-    torch.manual_seed(0)
-    with torch.device(device):  # random init of a 1B model is much faster on the GPU
-        model = LlamaForCausalLM(config).eval()
-    if device.startswith("cuda"):
-        model = model.to(torch.bfloat16)
-    model.save_pretrained(out)
-    tokenizer.save_pretrained(out)
+    if size == "tiny":
+        build_llama(out, TINY_LM, device=device)
+    else:
+        build_llama(out, LLASA_1B_LM, LLASA_1B_VOCAB, device, bfloat16=device.startswith("cuda"))
 
 
 def _build_codec(out: Path, size: str, device: str) -> None:
-    import torch
-    from transformers import Xcodec2Config, Xcodec2Model
-    from transformers.models.xcodec2.feature_extraction_xcodec2 import Xcodec2FeatureExtractor
+    from llasa_cli.tiny_models import TINY_XCODEC2, build_xcodec2
 
-    from llasa_cli.tiny_models import TINY_XCODEC2
-
-    config = Xcodec2Config(**TINY_XCODEC2) if size == "tiny" else Xcodec2Config()
-    torch.manual_seed(0)
-    with torch.device(device):
-        Xcodec2Model(config).eval().save_pretrained(out)
-    Xcodec2FeatureExtractor(sampling_rate=SAMPLE_RATE, hop_length=SAMPLES_PER_CODE).save_pretrained(out)
+    build_xcodec2(out, TINY_XCODEC2 if size == "tiny" else None, device)
 
 
 def _build_wavlm(out: Path, size: str, device: str) -> None:
     """WavLMForXVector + the feature extractor the tiny models ship (what `load_wavlm_embedder` reads)."""
-    import torch
-    from transformers import Wav2Vec2FeatureExtractor, WavLMConfig, WavLMForXVector
+    from llasa_cli.tiny_models import TINY_WAVLM, build_wavlm
 
-    from llasa_cli.tiny_models import TINY_WAVLM
-
-    config = WavLMConfig(**TINY_WAVLM) if size == "tiny" else WavLMConfig()
-    torch.manual_seed(0)
-    with torch.device(device):
-        WavLMForXVector(config).eval().save_pretrained(out)
-    extractor = Wav2Vec2FeatureExtractor(
-        feature_size=1, sampling_rate=SAMPLE_RATE, padding_value=0.0, do_normalize=True, return_attention_mask=True
-    )
-    extractor.save_pretrained(out)
+    build_wavlm(out, TINY_WAVLM if size == "tiny" else None, device)
 
 
 def _build_whisper(out: Path, size: str, device: str, max_seconds: float, tokens_per_second: float) -> dict:
     """An openai-whisper model in the folder format `load_transcriber` reads; returns its dims."""
-    import torch
-    from whisper.model import ModelDimensions, Whisper
-
-    from llasa_cli.asr import save_whisper_folder
-    from llasa_cli.tiny_models import TINY_WHISPER
+    from llasa_cli.tiny_models import TINY_WHISPER, build_whisper
 
     dims = dict(TINY_WHISPER if size == "tiny" else WHISPER_TURBO)
     dims["n_text_ctx"] = whisper_text_ctx(dims["n_text_ctx"], max_seconds, tokens_per_second)
-    torch.manual_seed(0)
-    with torch.device(device):
-        model = Whisper(ModelDimensions(**dims)).eval()
-    save_whisper_folder(model, out)
+    if not build_whisper(out, dims, device):
+        raise SystemExit("bench: the verifiers need openai-whisper (pip install openai-whisper), or use --no-verify")
     return dims
 
 
@@ -196,7 +161,7 @@ def load_models(folder: Path, args: argparse.Namespace) -> BenchModels:
 
     hf_logging.disable_progress_bar()
     device, _ = pick_device(args.device)
-    _logged("built the LM", lambda: _build_lm(folder / "llasa", args.size, device))
+    _logged("built the LM", lambda: build_lm(folder / "llasa", args.size, device))
     _logged("built X-Codec2", lambda: _build_codec(folder / "xcodec2", args.size, device))
     engine = EngineOptions(model=str(folder / "llasa"), device=device, dtype=args.dtype)
     generator = _logged("loaded the LM", lambda: load_generator(engine, SamplingOptions(seed=args.seed)))

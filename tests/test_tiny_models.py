@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from llasa_cli.asr import WHISPER_DIMS_FILE, WHISPER_WEIGHTS_FILE
 from llasa_cli.constants import CODEBOOK_SIZE
 from llasa_cli.prompt import SPEECH_END_TOKEN, SPEECH_START_TOKEN, speech_token
-from llasa_cli.tiny_models import LLASA_MARKER_TOKENS, WHISPER_DIMS_FILE, WHISPER_WEIGHTS_FILE
+from llasa_cli.tiny_models import LLASA_MARKER_TOKENS
 
 REAL_SPEECH_OFFSET = 128_264  # the released tokenizer's first speech id: the tiny one must differ
 
