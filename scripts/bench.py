@@ -18,7 +18,7 @@ transcript (WER) and WavLM speaker similarity to a reference clip (random voice 
 Random weights fail every check, where the pipeline would retry: the bench times one attempt.
 `--no-verify` skips the verifiers.
 
-Then, where `llasa_cli.lm_search` exists, --beam N against --beam 1 on (some of) the same
+Then, where `llasa_cli.engine.candidates` exists, --beam N against --beam 1 on (some of) the same
 segments, scored by the pipeline's scorers (`search_adapters.make_scorers`: partial candidates
 by speaker similarity and signal checks, finished ones by the full verifier), and the chosen
 results decoded and verified as the pipeline does. The scorers' time is split into codec (their
@@ -57,9 +57,9 @@ from bench_models import DEFAULT_ASR_TOKENS_PER_SECOND, BenchModels, load_models
 from bench_report import print_table  # noqa: E402
 
 from llasa_cli.constants import CHARS_PER_SECOND, CODEBOOK_SIZE, CODES_PER_SECOND, SAMPLE_RATE  # noqa: E402
+from llasa_cli.engine.protocols import GenerationRequest  # noqa: E402
 from llasa_cli.options import VerifyOptions  # noqa: E402
-from llasa_cli.protocols import GenerationRequest  # noqa: E402
-from llasa_cli.signal_checks import EMPTY  # noqa: E402
+from llasa_cli.verify.signal_checks import EMPTY  # noqa: E402
 
 SIZES = ("tiny", "1b")
 ROOT = Path(__file__).resolve().parent.parent
@@ -195,7 +195,7 @@ def _verify(
     """One verifier call over the segments' audio, as the pipeline verifies a batch (no retries)."""
     if models.verifier is None or not requests:
         return
-    from llasa_cli.verify import VerifyItem
+    from llasa_cli.verify.composite import VerifyItem
 
     items = [VerifyItem(r.text, a, cap) for r, a, cap in zip(requests, audio, caps, strict=True)]
     verdicts, seconds = _timed(models.device, lambda: models.verifier.verify(items))
@@ -264,7 +264,7 @@ def _batches(requests: Sequence[GenerationRequest], batch_size: int) -> list[lis
 
 def run_engine(models: BenchModels, requests: Sequence[GenerationRequest], batch_size: int) -> Side:
     """`LlasaGenerator.generate` per batch (behind the out-of-memory back-off), one decode call, one verify call."""
-    from llasa_cli.oom import OomBackoffGenerator
+    from llasa_cli.engine.oom import OomBackoffGenerator
 
     generator = models.generator
     side = Side(f"engine: batched, batch {batch_size}")
@@ -310,8 +310,8 @@ class TimedScorer:
 
 def _scorers(models: BenchModels) -> tuple[TimedScorer, TimedScorer]:
     """The pipeline's (partial, final) scorers; signal checks only without a verifier (--no-verify)."""
-    from llasa_cli.search import ScoreWeights
-    from llasa_cli.search_adapters import make_scorers
+    from llasa_cli.search.scorers import make_scorers
+    from llasa_cli.search.segment_search import ScoreWeights
 
     reference = models.reference if models.reference is not None else np.zeros(SAMPLE_RATE, dtype=np.float32)
     partial, final = make_scorers(models.verifier, reference, models.codec, ScoreWeights(), "en")
@@ -337,8 +337,8 @@ def run_search(models: BenchModels, requests: Sequence[GenerationRequest], batch
     """search_segments per batch with --beam `beam` (1: plain mode through the search code), then
     the chosen results decoded and verified as the pipeline does: only those the final scorer
     did not already judge whole."""
-    from llasa_cli.lm_search import LmCandidateGenerator
-    from llasa_cli.search import SearchOptions, search_segments
+    from llasa_cli.engine.candidates import LmCandidateGenerator
+    from llasa_cli.search.segment_search import SearchOptions, search_segments
 
     options = SearchOptions(beam=beam, beam_candidates=BEAM_CANDIDATES, beam_step_seconds=BEAM_STEP_SECONDS)
     scorers = _scorers(models) if beam > 1 else None
@@ -394,7 +394,8 @@ def _beam_report(models: BenchModels, requests: list[GenerationRequest], args: a
     if args.beam <= 1:
         return {"measured": False, "reason": "skipped (--beam 0 or 1)"}
     if not _search_available():
-        return {"measured": False, "reason": "beam search is not yet measured: llasa_cli.lm_search is not available"}
+        reason = "beam search is not yet measured: llasa_cli.engine.candidates is not available"
+        return {"measured": False, "reason": reason}
     if args.beam_segments:
         requests = requests[: args.beam_segments]
     memory = PeakMemory(models.device)

@@ -37,7 +37,7 @@ WARMUP_STEPS = 3
 
 def _prompts(generator: Any, rows: int, prompt_tokens: int) -> list[list[int]]:
     """`rows` prompts of about `prompt_tokens` ids: a voice prompt of speech codes and a short text."""
-    from llasa_cli.protocols import VoicePrompt
+    from llasa_cli.engine.protocols import VoicePrompt
 
     base = len(generator.prompt_ids("A line.", VoicePrompt(codes=np.zeros(1, dtype=np.int64), text="Hi.")))
     codes = np.arange(max(1, prompt_tokens - base), dtype=np.int64) % 4096
@@ -61,7 +61,7 @@ class Stepper:
         import torch
         from transformers import DynamicCache, StaticCache
 
-        from llasa_cli.lm import _left_pad
+        from llasa_cli.engine.generator import _left_pad
 
         ids, mask = _left_pad(prompts, self.g._pad_id, self.g.device)
         self.width = ids.shape[1]
@@ -76,7 +76,7 @@ class Stepper:
         self.written = self.width
 
     def step(self, seeds: Sequence[int], index: int) -> Any:
-        from llasa_cli.sampling import sample_next
+        from llasa_cli.engine.sampling import sample_next
 
         choice = sample_next(self.g._head(self.hidden), self.g.sampling, seeds, index)
         ids = self.g._allowed[choice].unsqueeze(-1)
@@ -141,7 +141,7 @@ def time_mode(generator: Any, mode: str, rows: int, args: argparse.Namespace) ->
 def _load(folder: Path, args: argparse.Namespace) -> Any:
     from bench_models import build_lm
 
-    from llasa_cli.models import load_generator, pick_device
+    from llasa_cli.engine.loading import load_generator, pick_device
     from llasa_cli.options import EngineOptions, SamplingOptions
 
     device, _ = pick_device(args.device)

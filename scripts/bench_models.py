@@ -3,7 +3,7 @@
 Each model is saved to a folder and loaded back through llasa-cli's own loaders
 (`load_generator`, `load_codec`, `verify.load_verifier`), so the code users run is what is timed.
 
-- `tiny`: the test models' shapes (`llasa_cli.tiny_models`).
+- `tiny`: the test models' shapes (`llasa_cli.testing.tiny_models`).
 - `1b`: Llasa-1B (Llama hidden 2048, 16 layers, 32 heads, 8 KV heads, MLP 8192, tied embeddings,
   vocabulary 193,800), a default-size X-Codec2, Whisper in the whisper-large-v3-turbo shape
   (openai-whisper's `turbo`: 128 mel bins, 1280 wide, 20 heads, 32 encoder and 4 decoder layers,
@@ -74,7 +74,7 @@ def whisper_text_ctx(full_ctx: int, max_seconds: float, tokens_per_second: float
 
 def build_lm(out: Path, size: str, device: str) -> None:
     """The Llasa LM of `size`, random, saved to `out` (bfloat16 on CUDA, as the engine loads it)."""
-    from llasa_cli.tiny_models import TINY_LM, build_llama
+    from llasa_cli.testing.tiny_models import TINY_LM, build_llama
 
     if size == "tiny":
         build_llama(out, TINY_LM, device=device)
@@ -83,21 +83,21 @@ def build_lm(out: Path, size: str, device: str) -> None:
 
 
 def _build_codec(out: Path, size: str, device: str) -> None:
-    from llasa_cli.tiny_models import TINY_XCODEC2, build_xcodec2
+    from llasa_cli.testing.tiny_models import TINY_XCODEC2, build_xcodec2
 
     build_xcodec2(out, TINY_XCODEC2 if size == "tiny" else None, device)
 
 
 def _build_wavlm(out: Path, size: str, device: str) -> None:
     """WavLMForXVector + the feature extractor the tiny models ship (what `load_wavlm_embedder` reads)."""
-    from llasa_cli.tiny_models import TINY_WAVLM, build_wavlm
+    from llasa_cli.testing.tiny_models import TINY_WAVLM, build_wavlm
 
     build_wavlm(out, TINY_WAVLM if size == "tiny" else None, device)
 
 
 def _build_whisper(out: Path, size: str, device: str, max_seconds: float, tokens_per_second: float) -> dict:
     """An openai-whisper model in the folder format `load_transcriber` reads; returns its dims."""
-    from llasa_cli.tiny_models import TINY_WHISPER, build_whisper
+    from llasa_cli.testing.tiny_models import TINY_WHISPER, build_whisper
 
     dims = dict(TINY_WHISPER if size == "tiny" else WHISPER_TURBO)
     dims["n_text_ctx"] = whisper_text_ctx(dims["n_text_ctx"], max_seconds, tokens_per_second)
@@ -127,7 +127,7 @@ def _reference_audio(codec: Any, seed: int) -> np.ndarray:
 def _load_verifier(folder: Path, args: argparse.Namespace, device: str, codec: Any) -> tuple[Any, np.ndarray, dict]:
     """Build the verifier models and load them through `verify.load_verifier` (ASR + speaker + signal)."""
     from llasa_cli.options import VerifyOptions
-    from llasa_cli.verify import load_verifier
+    from llasa_cli.verify.composite import load_verifier
 
     whisper = folder / "whisper"
     dims = _logged(
@@ -156,7 +156,7 @@ def load_models(folder: Path, args: argparse.Namespace) -> BenchModels:
     """Build random models of `args.size` in `folder` and load them through the user's loaders."""
     from transformers.utils import logging as hf_logging
 
-    from llasa_cli.models import load_codec, load_generator, pick_device
+    from llasa_cli.engine.loading import load_codec, load_generator, pick_device
     from llasa_cli.options import EngineOptions, SamplingOptions
 
     hf_logging.disable_progress_bar()

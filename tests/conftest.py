@@ -17,7 +17,7 @@ import pytest  # noqa: E402
 @pytest.fixture(scope="session")
 def tiny_models(tmp_path_factory: pytest.TempPathFactory):
     """Tiny random Llasa / X-Codec2 / WavLM / Whisper models, built once per test session (~6 s)."""
-    from llasa_cli.tiny_models import build_tiny_models
+    from llasa_cli.testing.tiny_models import build_tiny_models
 
     return build_tiny_models(tmp_path_factory.mktemp("tiny-models"))
 
@@ -25,7 +25,7 @@ def tiny_models(tmp_path_factory: pytest.TempPathFactory):
 @pytest.fixture(scope="session")
 def tiny_generator(tiny_models):
     """The tiny Llasa LM loaded through the user's loader, on the CPU, with the default sampling."""
-    from llasa_cli.models import load_generator
+    from llasa_cli.engine.loading import load_generator
     from llasa_cli.options import EngineOptions, SamplingOptions
 
     return load_generator(EngineOptions(model=str(tiny_models.llasa), device="cpu"), SamplingOptions())
@@ -34,7 +34,7 @@ def tiny_generator(tiny_models):
 @pytest.fixture(scope="session")
 def tiny_codec(tiny_models):
     """The tiny X-Codec2 loaded through the user's loader, on the CPU."""
-    from llasa_cli.models import load_codec
+    from llasa_cli.engine.loading import load_codec
 
     return load_codec(str(tiny_models.xcodec2), "cpu")
 

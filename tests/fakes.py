@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from llasa_cli.constants import CHARS_PER_SECOND, CODES_PER_SECOND, SAMPLES_PER_CODE
-from llasa_cli.protocols import GenerationRequest, GenerationResult, VoicePrompt
+from llasa_cli.engine.protocols import GenerationRequest, GenerationResult, VoicePrompt
 
 
 class FakeGenerator:

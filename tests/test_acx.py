@@ -10,8 +10,7 @@ import soundfile as sf
 import typer
 from typer.testing import CliRunner
 
-from llasa_cli import cli_check
-from llasa_cli.acx import (
+from llasa_cli.audio.acx import (
     MASTER_LEAD_S,
     MASTER_TAIL_S,
     acx_master,
@@ -20,6 +19,7 @@ from llasa_cli.acx import (
     noise_floor_db,
     running_min,
 )
+from llasa_cli.cli import check as cli_check
 
 SR = 16_000
 

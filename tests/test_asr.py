@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from llasa_cli import asr
 from llasa_cli.errors import InvalidOptionError, ModelLoadError, ModelNotFoundError
+from llasa_cli.verify import asr
 
 from .realspeech import REAL_SPEECH_MISSING, TABLE
 

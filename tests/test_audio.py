@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from llasa_cli import audio as audio_mod
-from llasa_cli.audio import find_ffmpeg, load_audio, write_wav_bytes
+from llasa_cli.audio import audio_io as audio_mod
+from llasa_cli.audio.audio_io import find_ffmpeg, load_audio, write_wav_bytes
 from llasa_cli.constants import SAMPLE_RATE
 from llasa_cli.errors import ExportError, VoiceError
 

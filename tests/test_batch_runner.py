@@ -8,13 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from llasa_cli.batch_runner import OVERLAP_THREAD_NAME, BatchRunner, overlap_wanted
 from llasa_cli.constants import SAMPLES_PER_CODE
-from llasa_cli.jobstore import JobStore
+from llasa_cli.engine.protocols import VoicePrompt
+from llasa_cli.job.store import JobStore
 from llasa_cli.options import EngineOptions, SamplingOptions, VerifyOptions
-from llasa_cli.protocols import VoicePrompt
-from llasa_cli.synthesis import RunContext, Synthesizer, Verification
-from llasa_cli.synthesis_events import SegmentDone
+from llasa_cli.pipeline.batch_runner import OVERLAP_THREAD_NAME, BatchRunner, overlap_wanted
+from llasa_cli.pipeline.events import SegmentDone
+from llasa_cli.pipeline.synthesizer import RunContext, Synthesizer, Verification
 
 from .fakes import FakeCodec, FakeGenerator
 from .test_synthesis import BOOK, PrefersLongAudio, RecordingSink, make_plan

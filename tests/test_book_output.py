@@ -11,15 +11,15 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from llasa_cli.acx import check_acx
+from llasa_cli.audio.acx import check_acx
+from llasa_cli.audio.m4b import read_audiobook_info
 from llasa_cli.cli import main
-from llasa_cli.jobstore import JobStore
-from llasa_cli.m4b import read_audiobook_info
+from llasa_cli.engine.protocols import VoicePrompt
+from llasa_cli.job.store import JobStore
 from llasa_cli.options import EngineOptions, SamplingOptions, StitchOptions
-from llasa_cli.protocols import VoicePrompt
-from llasa_cli.run import RunRequest, load_plan, open_sink, read_input
-from llasa_cli.synthesis import RunContext, Synthesizer
-from llasa_cli.synthesis_events import ChapterWritten
+from llasa_cli.pipeline.events import ChapterWritten
+from llasa_cli.pipeline.run import RunRequest, load_plan, open_sink, read_input
+from llasa_cli.pipeline.synthesizer import RunContext, Synthesizer
 
 from .fakes import FakeCodec, FakeGenerator
 from .test_epub import build_book

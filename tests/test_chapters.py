@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from llasa_cli.chapters import SLUG_MAX_TITLE_CHARS, RawChapter, chapter_slug, split_chapters
 from llasa_cli.options import TextOptions
+from llasa_cli.text.chapters import SLUG_MAX_TITLE_CHARS, RawChapter, chapter_slug, split_chapters
 
 PLAIN = TextOptions()
 

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from llasa_cli.codec import ExtractorSettings, kaldi_fbank, semantic_features
 from llasa_cli.constants import CODEBOOK_SIZE, CODES_PER_SECOND, SAMPLE_RATE, SAMPLES_PER_CODE
+from llasa_cli.engine.codec import ExtractorSettings, kaldi_fbank, semantic_features
+from llasa_cli.engine.loading import load_codec
 from llasa_cli.errors import ModelLoadError, ModelNotFoundError, VoiceError
-from llasa_cli.models import load_codec
 
 
 def tone(seconds: float, seed: int = 0) -> np.ndarray:

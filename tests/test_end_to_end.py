@@ -11,11 +11,11 @@ import soundfile as sf
 
 from llasa_cli.cli import main
 from llasa_cli.constants import SAMPLE_RATE, SAMPLES_PER_CODE
+from llasa_cli.engine.protocols import VoicePrompt
 from llasa_cli.options import EngineOptions, SamplingOptions, StitchOptions, TextOptions, VerifyOptions
-from llasa_cli.protocols import VoicePrompt
-from llasa_cli.run import Models, RunRequest, load_plan, open_job, open_sink, read_input, run_events
-from llasa_cli.synthesis import RunContext
-from llasa_cli.synthesis_events import ChapterWritten, SegmentDone
+from llasa_cli.pipeline.events import ChapterWritten, SegmentDone
+from llasa_cli.pipeline.run import Models, RunRequest, load_plan, open_job, open_sink, read_input, run_events
+from llasa_cli.pipeline.synthesizer import RunContext
 
 MANUSCRIPT = """Chapter One: The Keeper
 

@@ -9,8 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from llasa_cli.chapters import split_chapters
-from llasa_cli.epub import (
+from llasa_cli.errors import InputDecodeError, InputEmptyError, InputIsDirectoryError, InputNotFoundError
+from llasa_cli.options import TextOptions
+from llasa_cli.text.chapters import split_chapters
+from llasa_cli.text.epub import (
     FOOTNOTE_MARKER,
     IMAGE,
     NOTES_HEADING,
@@ -18,11 +20,9 @@ from llasa_cli.epub import (
     markdown_escape,
     read_epub,
 )
-from llasa_cli.errors import InputDecodeError, InputEmptyError, InputIsDirectoryError, InputNotFoundError
-from llasa_cli.manuscript import manuscript_from_text
-from llasa_cli.normalize import markdown_paragraphs
-from llasa_cli.options import TextOptions
-from llasa_cli.segments import build_plan
+from llasa_cli.text.manuscript import manuscript_from_text
+from llasa_cli.text.normalize import markdown_paragraphs
+from llasa_cli.text.planner import build_plan
 
 epub = pytest.importorskip("ebooklib.epub")
 
@@ -208,7 +208,7 @@ def test_html_entities_and_broken_markup_fall_back_to_the_html_parser(tmp_path, 
 
 
 def test_front_matter_text_in_manuscript_is_parsed_by_metadata(book_path):
-    from llasa_cli.metadata import parse_front_matter
+    from llasa_cli.text.metadata import parse_front_matter
 
     text = epub_to_manuscript_text(read_epub(book_path), front_matter=True)
     fields, body = parse_front_matter(text)

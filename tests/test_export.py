@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from llasa_cli import export
-from llasa_cli.audio import find_ffmpeg
+from llasa_cli.audio import export
+from llasa_cli.audio.audio_io import find_ffmpeg
+from llasa_cli.audio.export import atomic_write_bytes, export_audio
 from llasa_cli.constants import SAMPLE_RATE
 from llasa_cli.errors import ExportError, OutputError
-from llasa_cli.export import atomic_write_bytes, export_audio
 
 SR = SAMPLE_RATE
 DURATION_TOLERANCE_S = 0.005
@@ -166,7 +166,7 @@ def test_no_ffmpeg_is_an_export_error(tmp_path: Path, monkeypatch: pytest.Monkey
     def missing() -> str:
         raise RuntimeError("no ffmpeg exe")
 
-    monkeypatch.setattr("llasa_cli.audio.shutil.which", lambda name: None)
+    monkeypatch.setattr("llasa_cli.audio.audio_io.shutil.which", lambda name: None)
     monkeypatch.setattr(imageio_ffmpeg, "get_ffmpeg_exe", missing)
     with pytest.raises(ExportError, match="ffmpeg not found"):
         export_audio(tone(), SR, tmp_path / "ch.mp3", "mp3", SR)

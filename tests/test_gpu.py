@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 
+from llasa_cli.engine.protocols import GenerationRequest
 from llasa_cli.options import EngineOptions, SamplingOptions
-from llasa_cli.protocols import GenerationRequest
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
@@ -20,7 +20,7 @@ TEXTS = ["A first short line.", "A second line, a little longer than the first."
 
 def check_generation(models, device: str, dtype: str) -> None:
     """Codes in range, the seed decides them, and a row gets the same codes alone or in the batch."""
-    from llasa_cli.models import load_generator
+    from llasa_cli.engine.loading import load_generator
 
     generator = load_generator(EngineOptions(model=str(models.llasa), device=device, dtype=dtype), SamplingOptions())
     requests = [GenerationRequest(t, seed=i, max_new_tokens=40 + 10 * i) for i, t in enumerate(TEXTS)]
@@ -35,7 +35,7 @@ def check_generation(models, device: str, dtype: str) -> None:
 
 def check_sampler(device: str) -> None:
     """The sampler's draws follow the top-p distribution on the device, row by row."""
-    from llasa_cli.sampling import sample_next
+    from llasa_cli.engine.sampling import sample_next
 
     probs = torch.tensor([0.4, 0.3, 0.2, 0.06, 0.04], device=device)
     draws = 4_000

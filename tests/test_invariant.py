@@ -13,10 +13,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from llasa_cli.errors import InputEmptyError
-from llasa_cli.manuscript import Manuscript
 from llasa_cli.options import TextOptions
-from llasa_cli.plan import Plan
-from llasa_cli.segments import build_plan, estimate_seconds
+from llasa_cli.text.manuscript import Manuscript
+from llasa_cli.text.plan import Plan
+from llasa_cli.text.planner import build_plan, estimate_seconds
 
 SETTINGS = settings(
     max_examples=60,

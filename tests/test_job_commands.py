@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from llasa_cli.cli import main
-from llasa_cli.jobstore import JobStore
-from llasa_cli.run import WORK_DIR_NAME
+from llasa_cli.job.store import JobStore
+from llasa_cli.pipeline.run import WORK_DIR_NAME
 
 BOOK = """Chapter One
 
@@ -63,7 +63,7 @@ def test_stitch_rebuilds_chapters_from_stored_codes_without_the_language_model(f
         path.unlink()
     code = (
         "import sys; from llasa_cli.cli import main; rc = main(['stitch', sys.argv[1]]);"
-        "sys.exit(rc or (5 if 'llasa_cli.lm' in sys.modules else 0))"
+        "sys.exit(rc or (5 if 'llasa_cli.engine.generator' in sys.modules else 0))"
     )
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     result = subprocess.run([sys.executable, "-c", code, str(finished_job)], capture_output=True, text=True, env=env)

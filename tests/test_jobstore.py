@@ -14,17 +14,17 @@ from typing import Any
 import numpy as np
 import pytest
 
-from llasa_cli import jobstore_schema
+from llasa_cli.engine.protocols import VoicePrompt
 from llasa_cli.errors import JobBusyError, JobStoreError, OutputError
-from llasa_cli.jobstore import (
+from llasa_cli.job import schema as jobstore_schema
+from llasa_cli.job.schema import map_sqlite_error
+from llasa_cli.job.store import (
     DB_NAME,
     JobStore,
     PlanRow,
     manuscript_fingerprint,
     segment_key,
 )
-from llasa_cli.jobstore_schema import map_sqlite_error
-from llasa_cli.protocols import VoicePrompt
 
 WORKER_A, WORKER_B = "host:1:a", "host:2:b"
 LEASE = 60.0

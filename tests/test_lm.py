@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 import torch
 
-from llasa_cli import models
 from llasa_cli.constants import CODEBOOK_SIZE, CONTEXT_TOKENS
+from llasa_cli.engine import loading as models
+from llasa_cli.engine.generator import END_INDEX, LlasaGenerator
+from llasa_cli.engine.loading import CPU_FALLBACK_NOTICE, load_generator, pick_device, resolve_dtype, resolve_spec
+from llasa_cli.engine.protocols import GenerationRequest, VoicePrompt
 from llasa_cli.errors import DeviceUnavailableError, ModelLoadError, ModelNotFoundError
-from llasa_cli.lm import END_INDEX, LlasaGenerator
-from llasa_cli.models import CPU_FALLBACK_NOTICE, load_generator, pick_device, resolve_dtype, resolve_spec
 from llasa_cli.options import EngineOptions, SamplingOptions
-from llasa_cli.protocols import GenerationRequest, VoicePrompt
 
 VOICE = VoicePrompt(codes=np.arange(1000, 1040, dtype=np.int64), text="A short reference clip.")
 

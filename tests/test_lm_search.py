@@ -10,11 +10,11 @@ import pytest
 import torch
 
 from llasa_cli.constants import CODEBOOK_SIZE
-from llasa_cli.lm import END_INDEX, LlasaGenerator
-from llasa_cli.lm_search import LmCandidateGenerator
+from llasa_cli.engine.candidates import LmCandidateGenerator
+from llasa_cli.engine.generator import END_INDEX, LlasaGenerator
+from llasa_cli.engine.protocols import GenerationRequest, VoicePrompt
 from llasa_cli.options import SamplingOptions
-from llasa_cli.protocols import GenerationRequest, VoicePrompt
-from llasa_cli.search import Branch, Candidate, SearchOptions, search_segments
+from llasa_cli.search.segment_search import Branch, Candidate, SearchOptions, search_segments
 
 VOICE = VoicePrompt(codes=np.arange(1000, 1040, dtype=np.int64), text="A short reference clip.")
 STEP_SECONDS = 0.1  # 5 tokens per beam step

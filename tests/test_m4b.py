@@ -7,9 +7,8 @@ import subprocess
 import numpy as np
 import pytest
 
-from llasa_cli.audio import find_ffmpeg, load_audio
-from llasa_cli.errors import ExportError, InvalidOptionError
-from llasa_cli.m4b import (
+from llasa_cli.audio.audio_io import find_ffmpeg, load_audio
+from llasa_cli.audio.m4b import (
     ChapterMark,
     chapter_marks,
     extract_cover,
@@ -18,7 +17,8 @@ from llasa_cli.m4b import (
     read_audiobook_info,
     write_m4b,
 )
-from llasa_cli.metadata import BookMetadata
+from llasa_cli.errors import ExportError, InvalidOptionError
+from llasa_cli.text.metadata import BookMetadata
 
 SR = 16_000
 TOLERANCE_MS = 3

@@ -17,7 +17,7 @@ from llasa_cli.errors import (
     InputNotFoundError,
     InvalidOptionError,
 )
-from llasa_cli.manuscript import Manuscript, manuscript_from_text, read_manuscript
+from llasa_cli.text.manuscript import Manuscript, manuscript_from_text, read_manuscript
 
 
 def write(tmp_path: Path, name: str, data: bytes) -> str:

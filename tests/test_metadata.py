@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from llasa_cli.errors import InputDecodeError, InvalidOptionError
-from llasa_cli.metadata import BookMetadata, check_cover, merge_metadata, metadata_from_fields, parse_front_matter
+from llasa_cli.text.metadata import BookMetadata, check_cover, merge_metadata, metadata_from_fields, parse_front_matter
 
 FRONT = """---
 title: The Lighthouse

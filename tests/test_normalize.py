@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 
 from llasa_cli.errors import LexiconError
-from llasa_cli.lexicon import apply_lexicon, load_lexicon
-from llasa_cli.normalize import (
+from llasa_cli.options import TextOptions
+from llasa_cli.text.lexicon import apply_lexicon, load_lexicon
+from llasa_cli.text.normalize import (
     clean_characters,
     describe_dropped,
     normalize_body,
@@ -17,7 +18,6 @@ from llasa_cli.normalize import (
     roman_to_int,
     spoken_forms,
 )
-from llasa_cli.options import TextOptions
 
 EN = TextOptions()
 ZH = TextOptions(lang="zh")

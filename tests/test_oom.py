@@ -13,10 +13,10 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from llasa_cli import cli_synth
-from llasa_cli.cli import app, main
-from llasa_cli.errors import DeviceUnavailableError, InvalidOptionError
-from llasa_cli.oom import (
+from llasa_cli.cli import main
+from llasa_cli.cli import synth as cli_synth
+from llasa_cli.cli.app import app
+from llasa_cli.engine.oom import (
     CPU_AUTO_BATCH_SIZE,
     MAX_SUGGESTED_BATCH,
     OomBackoffGenerator,
@@ -27,6 +27,8 @@ from llasa_cli.oom import (
     kv_bytes_per_token,
     suggest_batch_size,
 )
+from llasa_cli.engine.protocols import GenerationRequest, GenerationResult, VoicePrompt
+from llasa_cli.errors import DeviceUnavailableError, InvalidOptionError
 from llasa_cli.options import (
     BATCH_SIZE_AUTO,
     DEFAULT_BATCH_SIZE,
@@ -35,10 +37,18 @@ from llasa_cli.options import (
     VerifyOptions,
     parse_batch_size,
 )
-from llasa_cli.protocols import GenerationRequest, GenerationResult, VoicePrompt
-from llasa_cli.run import Models, RunRequest, engine_for, load_models, load_plan, open_job, read_input, run_events
-from llasa_cli.synthesis import RunContext
-from llasa_cli.synthesis_events import ChapterWritten
+from llasa_cli.pipeline.events import ChapterWritten
+from llasa_cli.pipeline.run import (
+    Models,
+    RunRequest,
+    engine_for,
+    load_models,
+    load_plan,
+    open_job,
+    read_input,
+    run_events,
+)
+from llasa_cli.pipeline.synthesizer import RunContext
 from tests.fakes import FakeCodec, FakeGenerator
 
 GIB = 1 << 30

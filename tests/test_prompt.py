@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from llasa_cli.constants import CODEBOOK_SIZE
+from llasa_cli.engine.prompt import SpeechVocab, build_prompt_ids, speech_token
+from llasa_cli.engine.protocols import VoicePrompt
 from llasa_cli.errors import ModelLoadError
-from llasa_cli.prompt import SpeechVocab, build_prompt_ids, speech_token
-from llasa_cli.protocols import VoicePrompt
 
 
 @pytest.fixture(scope="module")

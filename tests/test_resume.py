@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from llasa_cli.jobstore import DB_NAME, JobStore
-from llasa_cli.run import LOG_NAME, WORK_DIR_NAME
+from llasa_cli.job.store import DB_NAME, JobStore
+from llasa_cli.pipeline.run import LOG_NAME, WORK_DIR_NAME
 
 BOOK = """Chapter One
 

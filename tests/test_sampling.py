@@ -8,9 +8,8 @@ import sys
 import pytest
 import torch
 
-from llasa_cli import sampling
-from llasa_cli.options import SamplingOptions
-from llasa_cli.sampling import (
+from llasa_cli.engine import sampling
+from llasa_cli.engine.sampling import (
     apply_repetition_penalty,
     apply_top_k,
     apply_top_p,
@@ -20,6 +19,7 @@ from llasa_cli.sampling import (
     segment_seed,
     step_seed,
 )
+from llasa_cli.options import SamplingOptions
 
 NEG_INF = float("-inf")
 
@@ -31,12 +31,12 @@ def test_segment_seed_is_pinned() -> None:
 
 
 def test_segment_seed_is_stable_across_processes() -> None:
-    code = "from llasa_cli.sampling import segment_seed; print(segment_seed(42, 'Chapter one.', 2))"
+    code = "from llasa_cli.engine.sampling import segment_seed; print(segment_seed(42, 'Chapter one.', 2))"
     env = {"PYTHONHASHSEED": "123", "PATH": ""}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
     assert int(out.stdout) == segment_seed(42, "Chapter one.", 2)
     assert "torch" not in subprocess.run(
-        [sys.executable, "-c", "import sys, llasa_cli.sampling; print(sorted(sys.modules))"],
+        [sys.executable, "-c", "import sys, llasa_cli.engine.sampling; print(sorted(sys.modules))"],
         capture_output=True, text=True, check=True,
     ).stdout  # fmt: skip
 

@@ -12,12 +12,11 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import pytest
 
-from llasa_cli import search, search_options
 from llasa_cli.constants import CODES_PER_SECOND
+from llasa_cli.engine.protocols import GenerationRequest
+from llasa_cli.engine.sampling import step_seed
 from llasa_cli.errors import InvalidOptionError
-from llasa_cli.protocols import GenerationRequest
-from llasa_cli.sampling import step_seed
-from llasa_cli.search import (
+from llasa_cli.search.segment_search import (
     MODE_BEAM,
     MODE_BEST_OF,
     MODE_PLAIN,
@@ -350,17 +349,6 @@ def test_unscorable_candidates_rank_last_and_bad_scorers_fail() -> None:
 
 
 def test_search_and_its_options_never_import_torch() -> None:
-    code = "import sys, llasa_cli.search, llasa_cli.search_options; print('torch' in sys.modules)"
+    code = "import sys, llasa_cli.search.segment_search, llasa_cli.search.options; print('torch' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"
-
-
-OPTION_NAMES = [n for n in dir(search_options) if n.startswith(("MAX_", "MIN_", "DEFAULT_", "MODE_"))]
-OPTION_NAMES += ["ScoreWeights", "SearchOptions"]
-
-
-@pytest.mark.parametrize("name", OPTION_NAMES)
-def test_search_re_exports_its_options(name: str) -> None:
-    """Callers import the options from search.py; they are the very objects of search_options.py."""
-    assert getattr(search, name) is getattr(search_options, name)
-    assert name in search.__all__

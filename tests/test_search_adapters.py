@@ -5,16 +5,16 @@ from __future__ import annotations
 import numpy as np
 
 from llasa_cli.constants import CODES_PER_SECOND, SAMPLE_RATE, SAMPLES_PER_CODE
-from llasa_cli.protocols import GenerationRequest
-from llasa_cli.search import Candidate, ScoreWeights
-from llasa_cli.search_adapters import (
+from llasa_cli.engine.protocols import GenerationRequest
+from llasa_cli.search.scorers import (
     PARTIAL_CONTEXT_SECONDS,
     PARTIAL_SIGNAL_FAILURES,
     PARTIAL_WINDOW_SECONDS,
     SIGNAL_FAILURES,
     make_scorers,
 )
-from llasa_cli.verify import Verdict
+from llasa_cli.search.segment_search import Candidate, ScoreWeights
+from llasa_cli.verify.composite import Verdict
 
 from .fakes import FakeCodec
 
@@ -90,7 +90,7 @@ class CountingComposite:
 
     def __new__(cls, counts: list[int]):
         from llasa_cli.options import VerifyOptions
-        from llasa_cli.verify import CompositeVerifier
+        from llasa_cli.verify.composite import CompositeVerifier
 
         class Counting(CompositeVerifier):
             def verify(self, items):
@@ -101,13 +101,13 @@ class CountingComposite:
 
 
 def _search_run(tmp_path, name: str, monkeypatch, recall: bool):
-    from llasa_cli.jobstore import JobStore
+    from llasa_cli.engine.protocols import VoicePrompt
+    from llasa_cli.job.store import JobStore
     from llasa_cli.options import EngineOptions, SamplingOptions, VerifyOptions
-    from llasa_cli.protocols import VoicePrompt
-    from llasa_cli.search import SearchOptions
-    from llasa_cli.search_adapters import VerdictScorer
-    from llasa_cli.synthesis import RunContext, Search, Synthesizer, Verification
-    from llasa_cli.synthesis_events import SegmentDone
+    from llasa_cli.pipeline.events import SegmentDone
+    from llasa_cli.pipeline.synthesizer import RunContext, Search, Synthesizer, Verification
+    from llasa_cli.search.scorers import VerdictScorer
+    from llasa_cli.search.segment_search import SearchOptions
 
     from .fakes import FakeGenerator
     from .test_search import SyntheticLM
@@ -144,7 +144,7 @@ def test_the_chosen_candidate_is_not_decoded_and_verified_twice(tmp_path, monkey
 
 
 def test_a_searched_segment_books_its_judging_as_verification_time(tmp_path, monkeypatch) -> None:
-    from llasa_cli.jobstore import JobStore
+    from llasa_cli.job.store import JobStore
 
     _search_run(tmp_path, "timed", monkeypatch, recall=True)
     with JobStore.open(tmp_path / "timed") as store:

@@ -7,8 +7,8 @@ import json
 import pytest
 
 from llasa_cli.cli import main
-from llasa_cli.jobstore import JobStore
-from llasa_cli.run import WORK_DIR_NAME
+from llasa_cli.job.store import JobStore
+from llasa_cli.pipeline.run import WORK_DIR_NAME
 
 BOOK = "The tide came in. Gulls cried.\n\nShe lit the lamp.\n"
 

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from llasa_cli import segments as segments_module
 from llasa_cli.constants import CHARS_PER_SECOND, CJK_CHARS_PER_SECOND
 from llasa_cli.errors import InputEmptyError
-from llasa_cli.manuscript import Manuscript, read_manuscript
 from llasa_cli.options import TextOptions
-from llasa_cli.plan import Pause
-from llasa_cli.segments import (
+from llasa_cli.text import planner as segments_module
+from llasa_cli.text.manuscript import Manuscript, read_manuscript
+from llasa_cli.text.plan import Pause
+from llasa_cli.text.planner import (
     SENTENCE_WINDOW_CHARS,
     build_plan,
     estimate_seconds,
@@ -250,7 +250,10 @@ def test_sample_text_chapters() -> None:
 
 
 def test_text_pipeline_never_imports_torch() -> None:
-    code = "import sys, llasa_cli.segments, llasa_cli.lexicon; print(sorted({'torch', 'numpy'} & set(sys.modules)))"
+    code = (
+        "import sys, llasa_cli.text.planner, llasa_cli.text.lexicon; "
+        "print(sorted({'torch', 'numpy'} & set(sys.modules)))"
+    )
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=SAMPLES.parent
     )

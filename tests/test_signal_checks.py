@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from llasa_cli import signal_checks as sc
 from llasa_cli.constants import SAMPLE_RATE
 from llasa_cli.options import VerifyOptions
+from llasa_cli.verify import signal_checks as sc
 
 OPTIONS = VerifyOptions()
 TEXT = "The quick brown fox jumps over the lazy dog and runs away."  # 58 characters, about 3.9 s

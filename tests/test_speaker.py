@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from llasa_cli import speaker
 from llasa_cli.errors import InvalidOptionError, ModelLoadError, ModelNotFoundError
+from llasa_cli.verify import speaker
 
 
 @pytest.fixture

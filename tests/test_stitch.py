@@ -7,10 +7,7 @@ import pyloudnorm
 import pytest
 from scipy.signal import resample_poly
 
-from llasa_cli.constants import SAMPLE_RATE
-from llasa_cli.options import StitchOptions
-from llasa_cli.plan import Pause
-from llasa_cli.stitch import (
+from llasa_cli.audio.stitch import (
     TRIM_MARGIN_MS,
     apply_fades,
     assemble_chapter,
@@ -20,6 +17,9 @@ from llasa_cli.stitch import (
     trim_silence,
     true_peak,
 )
+from llasa_cli.constants import SAMPLE_RATE
+from llasa_cli.options import StitchOptions
+from llasa_cli.text.plan import Pause
 
 SR = SAMPLE_RATE
 LOUDNESS_TOLERANCE_LU = 0.5

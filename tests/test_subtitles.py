@@ -8,11 +8,8 @@ import re
 import numpy as np
 import pytest
 
-from llasa_cli.errors import OutputError
-from llasa_cli.options import StitchOptions
-from llasa_cli.plan import Pause
-from llasa_cli.stitch import assemble_chapter
-from llasa_cli.subtitles import (
+from llasa_cli.audio.stitch import assemble_chapter
+from llasa_cli.audio.subtitles import (
     MAX_CUE_CHARS,
     Cue,
     format_timestamp,
@@ -24,6 +21,9 @@ from llasa_cli.subtitles import (
     to_vtt,
     write_timings,
 )
+from llasa_cli.errors import OutputError
+from llasa_cli.options import StitchOptions
+from llasa_cli.text.plan import Pause
 
 SR = 16_000
 TOLERANCE_S = 0.010

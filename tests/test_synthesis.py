@@ -9,16 +9,16 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from llasa_cli.audio.sinks import FolderSink, StreamSink
 from llasa_cli.constants import CODES_PER_SECOND, CONTEXT_TOKENS, SAMPLE_RATE, SAMPLES_PER_CODE
-from llasa_cli.jobkeys import token_cap
-from llasa_cli.jobstore import JobStore
+from llasa_cli.engine.protocols import VoicePrompt
+from llasa_cli.engine.sampling import segment_seed
+from llasa_cli.job.keys import token_cap
+from llasa_cli.job.store import JobStore
 from llasa_cli.options import EngineOptions, SamplingOptions, StitchOptions
-from llasa_cli.plan import Chapter, Pause, Plan, Segment
-from llasa_cli.protocols import VoicePrompt
-from llasa_cli.sampling import segment_seed
-from llasa_cli.sinks import FolderSink, StreamSink
-from llasa_cli.synthesis import RunContext, Synthesizer, choose_narrator_segment
-from llasa_cli.synthesis_events import ChapterHeld, ChapterWritten, JobFinished, NarratorFixed, RunStopped, SegmentDone
+from llasa_cli.pipeline.events import ChapterHeld, ChapterWritten, JobFinished, NarratorFixed, RunStopped, SegmentDone
+from llasa_cli.pipeline.synthesizer import RunContext, Synthesizer, choose_narrator_segment
+from llasa_cli.text.plan import Chapter, Pause, Plan, Segment
 
 from .fakes import FakeCodec, FakeGenerator
 
@@ -257,7 +257,7 @@ def test_stream_sink_writes_one_valid_wav(store):
 def test_a_full_disk_while_writing_a_chapter_loses_no_finished_segment(tmp_path: Path, store, monkeypatch):
     import errno
 
-    from llasa_cli import export
+    from llasa_cli.audio import export
     from llasa_cli.errors import OutputError
 
     real_write = export.atomic_write_bytes
@@ -296,7 +296,7 @@ class PrefersLongAudio:
         self.calls: list[int] = []
 
     def verify(self, items):
-        from llasa_cli.verify import Verdict
+        from llasa_cli.verify.composite import Verdict
 
         self.calls.append(len(items))
         return [
@@ -308,7 +308,7 @@ class PrefersLongAudio:
 
 def verified_run(store, generator, verifier, retries=3, strict=False):
     from llasa_cli.options import VerifyOptions
-    from llasa_cli.synthesis import Verification
+    from llasa_cli.pipeline.synthesizer import Verification
 
     voice = VoicePrompt(codes=np.arange(10, dtype=np.int64), text="Hi.")
     verification = Verification(VerifyOptions(retries=retries, strict=strict), load=lambda reference: verifier)

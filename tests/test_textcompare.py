@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from llasa_cli.textcompare import char_error_rate, edit_distance, error_rate, metric_for, normalize_text, tokens
+from llasa_cli.verify.textcompare import char_error_rate, edit_distance, error_rate, metric_for, normalize_text, tokens
 
 
 def test_edit_distance_counts_substitutions_deletions_and_insertions():

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from llasa_cli.asr import WHISPER_DIMS_FILE, WHISPER_WEIGHTS_FILE
 from llasa_cli.constants import CODEBOOK_SIZE
-from llasa_cli.prompt import SPEECH_END_TOKEN, SPEECH_START_TOKEN, speech_token
-from llasa_cli.tiny_models import LLASA_MARKER_TOKENS
+from llasa_cli.engine.prompt import SPEECH_END_TOKEN, SPEECH_START_TOKEN, speech_token
+from llasa_cli.testing.tiny_models import LLASA_MARKER_TOKENS
+from llasa_cli.verify.asr import WHISPER_DIMS_FILE, WHISPER_WEIGHTS_FILE
 
 REAL_SPEECH_OFFSET = 128_264  # the released tokenizer's first speech id: the tiny one must differ
 
@@ -71,8 +71,7 @@ def test_whisper_loads_from_safetensors(tiny_models) -> None:
 
 
 def test_script_is_a_thin_wrapper(tmp_path, monkeypatch, capsys) -> None:
-    from llasa_cli import tiny_models as module
-
+    from llasa_cli.testing import tiny_models as module
     calls: list[Path] = []
 
     def fake_build(root: Path) -> module.TinyModels:

@@ -11,7 +11,7 @@ import pytest
 from llasa_cli.constants import SAMPLE_RATE
 from llasa_cli.errors import InvalidOptionError
 from llasa_cli.options import VerifyOptions
-from llasa_cli.verify import (
+from llasa_cli.verify.composite import (
     CompositeVerifier,
     DisabledVerifier,
     Verdict,

@@ -11,7 +11,8 @@ import pytest
 import soundfile as sf
 import typer
 
-from llasa_cli import cli, cli_verify
+from llasa_cli.cli import app as cli
+from llasa_cli.cli import verify as cli_verify
 from llasa_cli.constants import SAMPLE_RATE
 
 from .realspeech import REAL_SPEECH_MISSING, TABLE
@@ -59,7 +60,7 @@ def real_asr_args() -> list[str]:
 @pytest.mark.skipif(REAL_SPEECH_MISSING is not None, reason=REAL_SPEECH_MISSING or "")
 def test_real_speech_passes(run, tmp_path):
     sentence = TABLE.GOOD[0]
-    from llasa_cli.audio import resample
+    from llasa_cli.audio.audio_io import resample
 
     speech = resample(TABLE.espeak(sentence), SAMPLE_RATE, 22_050)
     audio = write(tmp_path / "good.flac", speech, 22_050)  # any format and rate
@@ -116,7 +117,7 @@ def test_speaker_check_with_a_reference_clip(run, tmp_path, tiny_models):
 def test_speaker_check_with_a_stored_voice(run, tmp_path, tiny_models, monkeypatch):
     import torch
 
-    from llasa_cli.voices import VoiceStore
+    from llasa_cli.voices.store import VoiceStore
 
     monkeypatch.setenv("LLASA_HOME", str(tmp_path / "home"))
     codes = np.random.default_rng(0).integers(0, 65_536, size=100)

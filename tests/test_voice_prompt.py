@@ -14,13 +14,13 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from llasa_cli.audio import find_ffmpeg
+from llasa_cli.audio.audio_io import find_ffmpeg
 from llasa_cli.cli import main
 from llasa_cli.constants import CODES_PER_SECOND, MAX_VOICE_SECONDS, SAMPLE_RATE
 from llasa_cli.errors import ExportError, VoiceError
-from llasa_cli.jobstore import JobStore
-from llasa_cli.voice_prompt import encode_clip, resolve_voice
-from llasa_cli.voices import VoiceStore
+from llasa_cli.job.store import JobStore
+from llasa_cli.voices.resolve import encode_clip, resolve_voice
+from llasa_cli.voices.store import VoiceStore
 
 CD_RATE = 48_000
 CODE_SLACK = 2  # the codec pads a clip's end to whole codes

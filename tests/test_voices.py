@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from llasa_cli import voices as voices_mod
 from llasa_cli.constants import CODEBOOK_SIZE, CODES_PER_SECOND, MAX_VOICE_SECONDS, SAMPLE_RATE
+from llasa_cli.engine.protocols import VoicePrompt
 from llasa_cli.errors import VoiceError
-from llasa_cli.protocols import VoicePrompt
-from llasa_cli.voices import VoiceStore, check_voice_clip, cut_at_pause, default_voice_root
+from llasa_cli.voices import store as voices_mod
+from llasa_cli.voices.store import VoiceStore, check_voice_clip, cut_at_pause, default_voice_root
 
 SR = SAMPLE_RATE
 

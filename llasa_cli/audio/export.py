@@ -1,0 +1,185 @@
+"""Write audio files atomically: wav/flac with soundfile, mp3/opus through ffmpeg.
+
+Every file is written under a temporary name in its final folder, flushed to disk,
+then moved over the final name with `os.replace`, so the final name only ever holds
+a complete file. A full disk, read-only folder or missing permission raises
+OutputError naming the path and leaves no temporary file behind; an encoder failure
+raises ExportError with ffmpeg's last error line.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import io
+import os
+import secrets
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+import soundfile as sf
+
+from ..errors import ExportError, OutputError
+from ..options import EXPORT_FORMATS
+from .audio_io import find_ffmpeg, last_line, resample, to_pcm16_range, write_wav_bytes
+
+PCM_SUBTYPE = "PCM_16"
+SOUNDFILE_FORMATS = {"wav": "WAV", "flac": "FLAC"}
+# ffmpeg settings per format: container, codec, bitrate. Mono speech: 64 kb/s CBR mp3
+# is transparent enough for narration; 32 kb/s Opus is near-transparent for speech.
+FFMPEG_FORMATS = {
+    "mp3": ("mp3", "libmp3lame", "64k"),
+    "opus": ("ogg", "libopus", "32k"),
+}
+FFMPEG_ENCODE_TIMEOUT_S = 3600.0
+TEMP_SUFFIX = ".part"
+TEMP_TOKEN_BYTES = 6
+TEMP_NAME_ATTEMPTS = 100
+DISK_FULL_ERRNOS = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
+FFMPEG_DISK_FULL_TEXT = "No space left on device"
+
+
+def output_error(path: Path, exc: OSError) -> OutputError:
+    """A one-line OutputError for an OSError met while writing `path`."""
+    code = exc.errno
+    if code in DISK_FULL_ERRNOS:
+        reason = "disk full (no space left on device)"
+    elif code == errno.EROFS:
+        reason = "the folder is on a read-only file system"
+    elif code in (errno.EACCES, errno.EPERM):
+        reason = "permission denied (the folder is not writable)"
+    elif code == errno.ENOENT:
+        reason = "the folder does not exist"
+    elif code == errno.ENOTDIR:
+        reason = "a parent of the path is not a folder"
+    else:
+        reason = exc.strerror or str(exc)
+    return OutputError(f"cannot write {path}: {reason}")
+
+
+def _write_all(handle: BinaryIO, data: bytes) -> None:
+    """Write bytes and force them to disk (the seam tests patch to simulate a full disk)."""
+    handle.write(data)
+    handle.flush()
+    os.fsync(handle.fileno())
+
+
+def _discard(temp: Path) -> None:
+    # Already gone, or nothing more can be done: the original error is what matters.
+    with contextlib.suppress(OSError):
+        temp.unlink()
+
+
+def _create_temp(path: Path) -> tuple[int, Path]:
+    """Open a new, uniquely named temp file next to `path` (mode 0666 minus umask, unlike mkstemp)."""
+    for _ in range(TEMP_NAME_ATTEMPTS):
+        temp = path.with_name(f".{path.name}.{secrets.token_hex(TEMP_TOKEN_BYTES)}{TEMP_SUFFIX}")
+        try:
+            return os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666), temp
+        except FileExistsError:
+            continue
+    raise OSError(errno.EEXIST, f"could not create a temporary file next to {path}")
+
+
+def _sync_folder(folder: Path) -> None:
+    """Best effort: make the rename itself durable (POSIX only)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        with contextlib.suppress(OSError):
+            os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path: Path, fill: Callable[[Path, BinaryIO], None]) -> Path:
+    """Create a temp file next to `path`, let `fill` write it, then os.replace it into place."""
+    path = Path(path)
+    folder = path.parent
+    if folder.exists() and not folder.is_dir():
+        raise OutputError(f"cannot write {path}: {folder} is not a folder")
+    if path.is_dir():
+        raise OutputError(f"cannot write {path}: a folder of that name exists")
+    try:
+        fd, temp = _create_temp(path)
+    except OSError as exc:
+        raise output_error(path, exc) from exc
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            fill(temp, handle)
+        os.replace(temp, path)
+    except OSError as exc:
+        _discard(temp)
+        raise output_error(path, exc) from exc
+    except BaseException:
+        _discard(temp)
+        raise
+    _sync_folder(folder)
+    return path
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> Path:
+    """Write `data` to `path` atomically (temp file in the same folder + os.replace)."""
+    return atomic_write(Path(path), lambda _temp, handle: _write_all(handle, data))
+
+
+def encode_soundfile(audio: np.ndarray, sr: int, fmt: str) -> bytes:
+    """Encode mono audio as 16-bit wav or flac, in memory."""
+    buffer = io.BytesIO()
+    sf.write(buffer, to_pcm16_range(audio), int(sr), subtype=PCM_SUBTYPE, format=SOUNDFILE_FORMATS[fmt])
+    return buffer.getvalue()
+
+
+def _run_ffmpeg(cmd: list[str], stdin: bytes) -> subprocess.CompletedProcess[bytes]:
+    """Run ffmpeg with WAV on stdin (the seam tests patch)."""
+    return subprocess.run(cmd, input=stdin, capture_output=True, timeout=FFMPEG_ENCODE_TIMEOUT_S, check=False)
+
+
+def _ffmpeg_command(ffmpeg: str, fmt: str, out: Path) -> list[str]:
+    container, codec, bitrate = FFMPEG_FORMATS[fmt]
+    read = ["-nostdin", "-hide_banner", "-v", "error", "-y", "-f", "wav", "-i", "pipe:0"]
+    write = ["-vn", "-ac", "1", "-c:a", codec, "-b:a", bitrate, "-f", container, str(out)]
+    return [ffmpeg, *read, *write]
+
+
+def _ffmpeg_fill(audio: np.ndarray, sr: int, fmt: str, path: Path) -> Callable[[Path, BinaryIO], None]:
+    ffmpeg = find_ffmpeg()
+    wav = write_wav_bytes(audio, sr)
+
+    def fill(temp: Path, handle: BinaryIO) -> None:
+        handle.close()  # ffmpeg writes the temp file itself
+        try:
+            proc = _run_ffmpeg(_ffmpeg_command(ffmpeg, fmt, temp), wav)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise ExportError(f"ffmpeg could not encode {path.name} as {fmt}: {exc}") from exc
+        if proc.returncode != 0:
+            reason = last_line(proc.stderr) or f"exit status {proc.returncode}"
+            if FFMPEG_DISK_FULL_TEXT.lower() in (proc.stderr or b"").decode("utf-8", "replace").lower():
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            raise ExportError(f"ffmpeg could not encode {path.name} as {fmt}: {reason}")
+        with open(temp, "rb+") as written:
+            os.fsync(written.fileno())
+
+    return fill
+
+
+def export_audio(audio: np.ndarray, sr: int, path: Path, fmt: str, sample_rate: int) -> Path:
+    """Write mono `audio` (at rate `sr`) to `path` as wav/flac/mp3/opus at `sample_rate`.
+
+    Resamples with soxr when the rates differ. Atomic; returns `path`.
+    Raises OutputError (cannot write: disk full, read-only, permission, missing folder)
+    or ExportError (unknown format, ffmpeg missing or failing).
+    """
+    if fmt not in EXPORT_FORMATS:
+        raise ExportError(f"unknown audio format {fmt!r}; choose one of {', '.join(EXPORT_FORMATS)}")
+    path = Path(path)
+    data = resample(np.asarray(audio, dtype=np.float32).reshape(-1), int(sr), int(sample_rate))
+    if fmt in SOUNDFILE_FORMATS:
+        encoded = encode_soundfile(data, sample_rate, fmt)
+        return atomic_write_bytes(path, encoded)
+    return atomic_write(path, _ffmpeg_fill(data, sample_rate, fmt, path))

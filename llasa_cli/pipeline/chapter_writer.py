@@ -1,0 +1,75 @@
+"""Write a finished chapter from its stored codes: decode what this run has not, stitch, export.
+
+The chapter's digest (over its segments' codes and the sink's settings) is stored with it, so a
+chapter whose file already holds exactly those codes is not written again.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ..engine.protocols import SpeechCodec
+from ..job.keys import JobKeys
+from ..job.store import JobStore
+from ..text.plan import Chapter, Plan
+from .events import ChapterHeld, ChapterSink, ChapterWritten
+
+if TYPE_CHECKING:
+    from .synthesizer import RunContext
+
+FLAGGED = "flagged"  # key in a segment's stored scores: it failed verification on every attempt
+
+
+def write_chapter(
+    plan: Plan,
+    chapter: Chapter,
+    sink: ChapterSink,
+    context: RunContext,
+    codec: SpeechCodec,
+    force: bool = False,
+    strict: bool = False,
+    decoded: dict[str, np.ndarray] | None = None,
+) -> ChapterWritten | ChapterHeld:
+    """Stitch a finished chapter from its stored codes, unless its file is already what they make.
+
+    `decoded` holds audio this run already decoded from exactly those codes (by key); only the
+    rest is decoded here. With `strict`, a chapter holding a segment that failed verification is
+    not written at all.
+    """
+    segments = plan.segments_of(chapter.number)
+    if strict:
+        flagged = [s.segment_id for s in segments if is_flagged(context.store, context.keys[s.segment_id])]
+        if flagged:
+            context.log(f"chapter {chapter.number} held back: flagged segments {' '.join(flagged)}")
+            return ChapterHeld(chapter, tuple(flagged))
+    codes = [context.store.codes(context.keys[s.segment_id]) for s in segments]
+    missing = [s.segment_id for s, c in zip(segments, codes, strict=True) if c is None]
+    if missing:
+        raise ValueError(f"chapter {chapter.number} is not finished: segments {', '.join(missing)} have no codes")
+    digest = JobKeys.chapter_digest(chapter, segments, codes, sink.fingerprint())
+    if not force and context.store.chapter_digest(chapter.number) == digest and sink.exists(chapter):
+        return ChapterWritten(chapter, sink.destination(chapter), audio_seconds=0.0, unchanged=True)
+    keys = [context.keys[s.segment_id] for s in segments]
+    audios = _decode_missing(codec, keys, codes, decoded or {})
+    written = sink.write(chapter, list(zip(audios, segments, strict=True)))
+    context.store.record_chapter(chapter.number, digest, written.destination)
+    context.log(f"chapter {chapter.number} -> {written.destination}")
+    return written
+
+
+def _decode_missing(
+    codec: SpeechCodec, keys: list[str], codes: list[np.ndarray], decoded: dict[str, np.ndarray]
+) -> list[np.ndarray]:
+    """Audio for every position: already decoded where known, the rest decoded in one call."""
+    todo = sorted({k for k in keys if k not in decoded})
+    if todo:
+        by_key = dict(zip(keys, codes, strict=True))
+        decoded = {**decoded, **dict(zip(todo, codec.decode([by_key[k] for k in todo]), strict=True))}
+    return [decoded[k] for k in keys]
+
+
+def is_flagged(store: JobStore, key: str) -> bool:
+    record = store.segment(key)
+    return bool(record and record.scores and record.scores.get(FLAGGED))
