@@ -13,6 +13,7 @@ test:
 
 lint:
 	$(PYTHON) -m ruff check llasa_cli tests scripts
+	lint-imports
 
 bench:
 	HF_HUB_OFFLINE=1 $(PYTHON) scripts/bench.py --size tiny

@@ -107,3 +107,9 @@ def all_error_classes() -> list[type[LlasaError]]:
         seen.append(cls)
         stack.extend(cls.__subclasses__())
     return seen
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (its type's name when it has none), for one-line errors."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

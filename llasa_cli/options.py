@@ -1,4 +1,6 @@
-"""Frozen option dataclasses, one per concern, each validated in `__post_init__`.
+"""Frozen option dataclasses, one per concern, each validated in `__post_init__`, and the
+parsers of the option values that need one (`parse_batch_size`, `ScoreWeights.parse`,
+`load_lexicon`).
 
 The CLI builds these from flags; the library only ever receives them. A bad value
 or combination raises `InvalidOptionError` (a `ValueError`) naming it.
@@ -6,24 +8,66 @@ or combination raises `InvalidOptionError` (a `ValueError`) naming it.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
-from .constants import DEFAULT_MAX_SEGMENT_SECONDS, SAMPLE_RATE
-from .errors import InvalidOptionError
+from .constants import CODES_PER_SECOND, DEFAULT_MAX_SEGMENT_SECONDS, SAMPLE_RATE
+from .errors import InvalidOptionError, LexiconError
 
 SUPPORTED_LANGS = ("en", "zh")
 EXPORT_FORMATS = ("wav", "flac", "mp3", "opus", "m4b")
 DEVICES = ("auto", "cuda", "mps", "cpu")
 DTYPES = ("auto", "bfloat16", "float16", "float32")
 DEFAULT_BATCH_SIZE = 8
-# Like --device auto and --dtype auto: the run picks the number once the models are loaded (`run.load_models`).
+# Like --device auto and --dtype auto: the run picks the number once the models are loaded
+# (`engine.load_speech_models`).
 BATCH_SIZE_AUTO: Literal["auto"] = "auto"
+
+
+# (written, spoken) pairs of a pronunciation lexicon.
+Lexicon = tuple[tuple[str, str], ...]
+LEXICON_COMMENT_PREFIX = "#"
+LEXICON_FIELD_SEPARATOR = "\t"
 
 
 def _require(condition: bool, message: str) -> None:
     if not condition:
         raise InvalidOptionError(message)
+
+
+def load_lexicon(path: str | Path) -> Lexicon:
+    """Read `--lexicon`: a UTF-8 TSV of `written<TAB>spoken` pairs, for `TextOptions.lexicon`. Blank
+    lines and lines starting with `#` are ignored.
+
+    Raises LexiconError naming the file (and the line, for a malformed or conflicting entry).
+    """
+    path = Path(path)
+    try:
+        text = path.read_bytes().decode("utf-8-sig")
+    except FileNotFoundError as exc:
+        raise LexiconError(f"{path}: no such lexicon file") from exc
+    except IsADirectoryError as exc:
+        raise LexiconError(f"{path}: is a directory, not a lexicon file") from exc
+    except UnicodeDecodeError as exc:
+        raise LexiconError(f"{path}: lexicon is not UTF-8 (bad byte at offset {exc.start})") from exc
+    except OSError as exc:
+        raise LexiconError(f"{path}: cannot read the lexicon ({exc.strerror or exc})") from exc
+    entries: dict[str, tuple[str, int]] = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        stripped = line.strip()
+        if not stripped or stripped.startswith(LEXICON_COMMENT_PREFIX):
+            continue
+        fields = [field.strip() for field in line.split(LEXICON_FIELD_SEPARATOR)]
+        if len(fields) != 2 or not all(fields):
+            raise LexiconError(f"{path}, line {number}: expected 'written<TAB>spoken', got {stripped!r}")
+        written, spoken = fields
+        if written in entries and entries[written][0] != spoken:
+            first = entries[written][1]
+            raise LexiconError(f"{path}, line {number}: {written!r} is already defined on line {first}")
+        entries.setdefault(written, (spoken, number))
+    return tuple((written, spoken) for written, (spoken, _) in entries.items())
 
 
 @dataclass(frozen=True)
@@ -36,7 +80,7 @@ class TextOptions:
     chapter_pattern: str | None = None
     speak_titles: bool = True
     # (written, spoken) pairs, applied whole-word and case-aware before normalisation.
-    lexicon: tuple[tuple[str, str], ...] = ()
+    lexicon: Lexicon = ()
     max_segment_seconds: float = DEFAULT_MAX_SEGMENT_SECONDS
 
     def __post_init__(self) -> None:
@@ -173,16 +217,6 @@ class StitchOptions:
         )
 
 
-@dataclass(frozen=True)
-class RunOptions:
-    """Everything `synth` needs, grouped by concern."""
-
-    text: TextOptions = field(default_factory=TextOptions)
-    sampling: SamplingOptions = field(default_factory=SamplingOptions)
-    engine: EngineOptions = field(default_factory=EngineOptions)
-    stitch: StitchOptions = field(default_factory=StitchOptions)
-
-
 VERIFY_ASR_BACKENDS = ("openai-whisper", "faster-whisper")
 VERIFY_SPEAKER_BACKENDS = ("wavlm", "ecapa")
 # Cosine similarity to the narrator's reference clip at or above which a segment counts as the same
@@ -260,3 +294,103 @@ class VerifyOptions:
         if self.min_similarity is not None:
             return self.min_similarity
         return DEFAULT_MIN_SIMILARITY[self.speaker_backend]
+
+
+# --- verifier-guided search (--beam, --best-of) --------------------------------------
+
+MAX_SEARCH_WIDTH = 64  # most beams (--beam) or samples (--best-of) per segment
+MAX_BEAM_CANDIDATES = 16  # most children per beam and step
+DEFAULT_BEAM_CANDIDATES = 2
+DEFAULT_BEAM_STEP_SECONDS = 1.0
+MIN_BEAM_STEP_SECONDS = 1.0 / CODES_PER_SECOND  # one token
+MAX_BEAM_STEP_SECONDS = 30.0
+
+MODE_PLAIN = "plain"
+MODE_BEAM = "beam"
+MODE_BEST_OF = "best_of"
+
+
+
+@dataclass(frozen=True)
+class ScoreWeights:
+    """How the final scorer's adapter combines its verifiers (the search itself only sees floats).
+    The defaults and `combine` follow verify.py's `combine_score`: a weighted mean, 0..1."""
+
+    asr: float = 0.5  # weight of 1 - min(WER or CER, 1)
+    speaker: float = 0.3  # weight of max(cosine similarity to the narrator, 0)
+    signal: float = 0.2  # weight of the share of signal checks passed
+
+    def __post_init__(self) -> None:
+        for name, value in (("asr", self.asr), ("speaker", self.speaker), ("signal", self.signal)):
+            _require(math.isfinite(value) and value >= 0.0, f"--score-weights {name} must be >= 0, not {value}")
+        _require(self.asr + self.speaker + self.signal > 0.0, "--score-weights cannot all be 0")
+
+    def combine(self, signal_passed: float, asr_error: float | None, similarity: float | None) -> float:
+        """Weighted mean of the parts that ran (None: did not run), higher is better."""
+        parts = [(self.signal, signal_passed)]
+        if asr_error is not None:
+            parts.append((self.asr, 1.0 - min(max(asr_error, 0.0), 1.0)))
+        if similarity is not None:
+            parts.append((self.speaker, max(similarity, 0.0)))
+        total = sum(weight for weight, _ in parts)
+        return sum(weight * value for weight, value in parts) / total if total > 0 else 0.0
+
+    @classmethod
+    def parse(cls, text: str) -> ScoreWeights:
+        """`asr=0.6,speaker=0.4,signal=0` (a part left out keeps its default)."""
+        values: dict[str, float] = {}
+        for part in filter(None, (p.strip() for p in text.split(","))):
+            key, sep, value = (x.strip() for x in part.partition("="))
+            _require(
+                bool(sep) and key in _WEIGHT_NAMES, f"--score-weights expects asr=W,speaker=W,signal=W, not {text!r}"
+            )
+            try:
+                values[key] = float(value)
+            except ValueError as exc:
+                raise InvalidOptionError(f"--score-weights {key} is not a number: {value!r}") from exc
+        return cls(**values)
+
+
+_WEIGHT_NAMES = ("asr", "speaker", "signal")
+
+
+@dataclass(frozen=True)
+class SearchOptions:
+    """Inference-time search per segment. beam = best_of = 1 is plain sampling."""
+
+    beam: int = 1  # N beams (--beam)
+    best_of: int = 1  # N complete samples ranked by the final scorer (--best-of)
+    beam_candidates: int = DEFAULT_BEAM_CANDIDATES  # M children per beam and step (--beam-candidates)
+    beam_step_seconds: float = DEFAULT_BEAM_STEP_SECONDS  # S: speech per step (--beam-step-seconds)
+    score_weights: ScoreWeights = field(default_factory=ScoreWeights)
+
+    def __post_init__(self) -> None:
+        for flag, value in (("--beam", self.beam), ("--best-of", self.best_of)):
+            _require(1 <= value <= MAX_SEARCH_WIDTH, f"{flag} must be between 1 and {MAX_SEARCH_WIDTH}, not {value}")
+        _require(not (self.beam > 1 and self.best_of > 1), "--beam and --best-of cannot be used together")
+        _require(
+            1 <= self.beam_candidates <= MAX_BEAM_CANDIDATES,
+            f"--beam-candidates must be between 1 and {MAX_BEAM_CANDIDATES}, not {self.beam_candidates}",
+        )
+        _require(
+            MIN_BEAM_STEP_SECONDS <= self.beam_step_seconds <= MAX_BEAM_STEP_SECONDS,
+            f"--beam-step-seconds must be between {MIN_BEAM_STEP_SECONDS} and {MAX_BEAM_STEP_SECONDS}, "
+            f"not {self.beam_step_seconds}",
+        )
+        _require(isinstance(self.score_weights, ScoreWeights), "--score-weights must be ScoreWeights")
+
+    @property
+    def mode(self) -> str:
+        if self.beam > 1:
+            return MODE_BEAM
+        return MODE_BEST_OF if self.best_of > 1 else MODE_PLAIN
+
+    @property
+    def width(self) -> int:
+        """N: beams or samples per segment (1 for plain sampling)."""
+        return max(self.beam, self.best_of)
+
+    @property
+    def step_tokens(self) -> int:
+        """S: tokens per beam step."""
+        return max(1, round(self.beam_step_seconds * CODES_PER_SECOND))

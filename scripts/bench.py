@@ -19,7 +19,7 @@ Random weights fail every check, where the pipeline would retry: the bench times
 `--no-verify` skips the verifiers.
 
 Then, where `llasa_cli.engine.candidates` exists, --beam N against --beam 1 on (some of) the same
-segments, scored by the pipeline's scorers (`search_adapters.make_scorers`: partial candidates
+segments, scored by the pipeline's scorers (`search.make_scorers`: partial candidates
 by speaker similarity and signal checks, finished ones by the full verifier), and the chosen
 results decoded and verified as the pipeline does. The scorers' time is split into codec (their
 decoding) and verify; with --no-verify they score signal checks only (booked as "other").
@@ -195,7 +195,7 @@ def _verify(
     """One verifier call over the segments' audio, as the pipeline verifies a batch (no retries)."""
     if models.verifier is None or not requests:
         return
-    from llasa_cli.verify.composite import VerifyItem
+    from llasa_cli.verify.verdict import VerifyItem
 
     items = [VerifyItem(r.text, a, cap) for r, a, cap in zip(requests, audio, caps, strict=True)]
     verdicts, seconds = _timed(models.device, lambda: models.verifier.verify(items))
@@ -296,7 +296,7 @@ class TimedScorer:
 
     @property
     def codec_seconds(self) -> float:
-        return float(getattr(self.scorer, "codec_seconds", 0.0))
+        return self.scorer.codec_seconds
 
     def score(self, items: Sequence[Any]) -> list[float]:
         begin = time.perf_counter()
@@ -310,12 +310,13 @@ class TimedScorer:
 
 def _scorers(models: BenchModels) -> tuple[TimedScorer, TimedScorer]:
     """The pipeline's (partial, final) scorers; signal checks only without a verifier (--no-verify)."""
+    from llasa_cli.options import ScoreWeights
     from llasa_cli.search.scorers import make_scorers
-    from llasa_cli.search.segment_search import ScoreWeights
+    from llasa_cli.verify.composite import CompositeVerifier
 
-    reference = models.reference if models.reference is not None else np.zeros(SAMPLE_RATE, dtype=np.float32)
-    partial, final = make_scorers(models.verifier, reference, models.codec, ScoreWeights(), "en")
-    return TimedScorer(partial), TimedScorer(final)
+    judge = models.verifier if models.verifier is not None else CompositeVerifier.signal_only("en")
+    scorers = make_scorers(models.codec, ScoreWeights(), judge, judge.for_partial_speech())
+    return TimedScorer(scorers.partial), TimedScorer(scorers.final)
 
 
 def book_scorers(side: Side, scorers: Sequence[TimedScorer], verified: bool) -> None:
@@ -338,7 +339,8 @@ def run_search(models: BenchModels, requests: Sequence[GenerationRequest], batch
     the chosen results decoded and verified as the pipeline does: only those the final scorer
     did not already judge whole."""
     from llasa_cli.engine.candidates import LmCandidateGenerator
-    from llasa_cli.search.segment_search import SearchOptions, search_segments
+    from llasa_cli.options import SearchOptions
+    from llasa_cli.search.segment_search import search_segments
 
     options = SearchOptions(beam=beam, beam_candidates=BEAM_CANDIDATES, beam_step_seconds=BEAM_STEP_SECONDS)
     scorers = _scorers(models) if beam > 1 else None
@@ -352,7 +354,7 @@ def run_search(models: BenchModels, requests: Sequence[GenerationRequest], batch
         side.tokens += sum(r.codes.size for r in results)
         side.tokens_generated += sum(r.stats.tokens_generated for r in results)
         heard = [None if final is None else final.recall(q.text, r.codes) for q, r in zip(batch, results, strict=True)]
-        side.audio_seconds += sum(h[0].size for h in heard if h is not None) / SAMPLE_RATE
+        side.audio_seconds += sum(h.audio.size for h in heard if h is not None) / SAMPLE_RATE
         todo = [n for n, h in enumerate(heard) if h is None]
         audio = _decode(models.codec, [results[n].codes for n in todo], side) if todo else []
         _verify(models, [batch[n] for n in todo], audio, [results[n].hit_cap for n in todo], side)
@@ -380,22 +382,13 @@ def _warm_up(models: BenchModels, args: argparse.Namespace) -> None:
     unverified = dataclasses.replace(models, verifier=None)
     run_baseline(unverified, short[:1], args.seed)
     run_engine(models, short, args.batch_size)
-    if args.beam > 1 and _search_available():
+    if args.beam > 1:
         run_search(unverified, short, args.batch_size, args.beam)
-
-
-def _search_available() -> bool:
-    import importlib.util
-
-    return all(importlib.util.find_spec(f"llasa_cli.{name}") for name in ("lm_search", "search", "search_adapters"))
 
 
 def _beam_report(models: BenchModels, requests: list[GenerationRequest], args: argparse.Namespace) -> dict:
     if args.beam <= 1:
         return {"measured": False, "reason": "skipped (--beam 0 or 1)"}
-    if not _search_available():
-        reason = "beam search is not yet measured: llasa_cli.engine.candidates is not available"
-        return {"measured": False, "reason": reason}
     if args.beam_segments:
         requests = requests[: args.beam_segments]
     memory = PeakMemory(models.device)
@@ -406,7 +399,7 @@ def _beam_report(models: BenchModels, requests: list[GenerationRequest], args: a
         "beam": args.beam,
         "beam_candidates": BEAM_CANDIDATES,
         "beam_step_seconds": BEAM_STEP_SECONDS,
-        "scorers": "search_adapters.make_scorers" + ("" if models.verifier is not None else " (signal checks only)"),
+        "scorers": "search.make_scorers" + ("" if models.verifier is not None else " (signal checks only)"),
         "segments": len(requests),
         "beam_1": plain.summary(),
         "beam_n": wide.summary(),

@@ -141,7 +141,8 @@ def time_mode(generator: Any, mode: str, rows: int, args: argparse.Namespace) ->
 def _load(folder: Path, args: argparse.Namespace) -> Any:
     from bench_models import build_lm
 
-    from llasa_cli.engine.loading import load_generator, pick_device
+    from llasa_cli.engine.devices import pick_device
+    from llasa_cli.engine.loading import load_generator
     from llasa_cli.options import EngineOptions, SamplingOptions
 
     device, _ = pick_device(args.device)

@@ -156,7 +156,8 @@ def load_models(folder: Path, args: argparse.Namespace) -> BenchModels:
     """Build random models of `args.size` in `folder` and load them through the user's loaders."""
     from transformers.utils import logging as hf_logging
 
-    from llasa_cli.engine.loading import load_codec, load_generator, pick_device
+    from llasa_cli.engine.devices import pick_device
+    from llasa_cli.engine.loading import load_codec, load_generator
     from llasa_cli.options import EngineOptions, SamplingOptions
 
     hf_logging.disable_progress_bar()

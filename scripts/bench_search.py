@@ -3,7 +3,7 @@
 Builds the tiny random models (no download), then runs, on the same segments:
 plain `LlasaGenerator.generate`, `--beam 1` (search_segments in plain mode, the same codes) and
 `--beam N` (default 5, M=2 candidates per beam, 1 s steps), and optionally `--best-of N`.
-The scorers are the pipeline's own (`search_adapters.make_scorers`) with the signal checks only:
+The scorers are the pipeline's own (`search.make_scorers`) with the signal checks only:
 they decode candidates with the tiny X-Codec2 (partial ones: their newest 3 s) and run the
 model-free checks, so decode time is part of the scorer time; the ASR and speaker models'
 time is not (see `scripts/bench.py` for that). `--no-codec` scores the codes directly.
@@ -32,8 +32,11 @@ import numpy as np  # noqa: E402
 
 from llasa_cli.constants import CODES_PER_SECOND  # noqa: E402
 from llasa_cli.engine.protocols import GenerationRequest, SpeechCodec  # noqa: E402
-from llasa_cli.options import SamplingOptions  # noqa: E402
-from llasa_cli.search.segment_search import Candidate, SearchOptions, search_segments  # noqa: E402
+from llasa_cli.options import (
+    SamplingOptions,  # noqa: E402
+    SearchOptions,  # noqa: E402
+)
+from llasa_cli.search.segment_search import Candidate, search_segments  # noqa: E402
 
 TEXTS = (
     "The lighthouse stood at the edge of the world.",
@@ -68,10 +71,13 @@ def _scorers(codec: SpeechCodec | None) -> tuple[Any, Any]:
     """(partial, final): the pipeline's signal-check scorers, or code statistics without a codec."""
     if codec is None:
         return SignalScorer(None), SignalScorer(None)
+    from llasa_cli.options import ScoreWeights
     from llasa_cli.search.scorers import make_scorers
-    from llasa_cli.search.segment_search import ScoreWeights
+    from llasa_cli.verify.composite import CompositeVerifier
 
-    return make_scorers(None, np.zeros(0, dtype=np.float32), codec, ScoreWeights(), "en")
+    judge = CompositeVerifier.signal_only("en")
+    scorers = make_scorers(codec, ScoreWeights(), judge, judge.for_partial_speech())
+    return scorers.partial, scorers.final
 
 
 def _run(label: str, call) -> tuple[str, float, list, float]:

@@ -95,7 +95,7 @@ def real_verifier():
 
 
 def run_table() -> list[tuple[Case, object]]:
-    from llasa_cli.verify.composite import VerifyItem
+    from llasa_cli.verify.verdict import VerifyItem
 
     cases = make_cases()
     verdicts = real_verifier().verify([VerifyItem(case.text, case.audio) for case in cases])

@@ -7,8 +7,11 @@ whose randomness comes from the seed only.
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 from collections import defaultdict, deque
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 
@@ -64,3 +67,9 @@ class FakeCodec:
         t = np.arange(SAMPLES_PER_CODE) / 16_000
         blocks = [0.3 * np.sin(2 * np.pi * (200 + int(c) % 400) * t) for c in codes]
         return np.concatenate(blocks).astype(np.float32) if blocks else np.zeros(0, dtype=np.float32)
+
+
+def integrity(database: Path) -> str:
+    """SQLite's own verdict on a job database: 'ok' when it is sound."""
+    with contextlib.closing(sqlite3.connect(database)) as conn:
+        return "; ".join(row[0] for row in conn.execute("PRAGMA integrity_check"))

@@ -14,7 +14,8 @@ from llasa_cli.job.store import JobStore
 from llasa_cli.options import EngineOptions, SamplingOptions, VerifyOptions
 from llasa_cli.pipeline.batch_runner import OVERLAP_THREAD_NAME, BatchRunner, overlap_wanted
 from llasa_cli.pipeline.events import SegmentDone
-from llasa_cli.pipeline.synthesizer import RunContext, Synthesizer, Verification
+from llasa_cli.pipeline.run_context import RunContext
+from llasa_cli.pipeline.synthesizer import Synthesizer, VerifierSetup
 
 from .fakes import FakeCodec, FakeGenerator
 from .test_synthesis import BOOK, PrefersLongAudio, RecordingSink, make_plan
@@ -126,7 +127,7 @@ def _short_first_tries() -> FakeGenerator:
 def _verified(store: JobStore, overlap: bool, generator: FakeGenerator) -> tuple[list, ThreadNoting]:
     voice = VoicePrompt(codes=np.arange(10, dtype=np.int64), text="Hi.")
     verifier = PrefersLongAudio(min_samples=10 * SAMPLES_PER_CODE)
-    verification = Verification(VerifyOptions(retries=3), load=lambda reference: verifier)
+    verification = VerifierSetup(VerifyOptions(retries=3), load=lambda reference: verifier)
     codec = ThreadNoting()
     engine = EngineOptions(batch_size=2, overlap=overlap)
     synth = Synthesizer(generator, codec, SamplingOptions(), engine, verification)
@@ -169,7 +170,7 @@ def test_an_error_generating_the_next_batch_keeps_the_batch_in_flight(tmp_path: 
     with JobStore.open(tmp_path / "job") as store:
         with pytest.raises(RuntimeError, match="device went away"):
             _verified(store, True, generator)
-        done = {(chapter, index) for chapter, index, record in store.plan_records() if record.status == "done"}
+        done = {(p.chapter, p.index) for p in store.plan_records() if p.record.status == "done"}
     assert {(s.chapter, s.index) for s in chapter_one[:2]} <= done
     assert (chapter_one[2].chapter, chapter_one[2].index) not in done
 
@@ -177,7 +178,7 @@ def test_an_error_generating_the_next_batch_keeps_the_batch_in_flight(tmp_path: 
 def test_overlap_through_the_cli_with_the_tiny_models_writes_the_same_audio(tiny_models, tmp_path: Path) -> None:
     import soundfile as sf
 
-    from llasa_cli.cli import main
+    from llasa_cli.cli.app import main
 
     book = tmp_path / "book.txt"
     book.write_text("A first short line.\n\nA second one, a little longer.\n\nThird.\n\nAnd a fourth to finish.\n")

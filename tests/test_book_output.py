@@ -13,13 +13,15 @@ import soundfile as sf
 
 from llasa_cli.audio.acx import check_acx
 from llasa_cli.audio.m4b import read_audiobook_info
-from llasa_cli.cli import main
+from llasa_cli.cli.app import main
 from llasa_cli.engine.protocols import VoicePrompt
 from llasa_cli.job.store import JobStore
 from llasa_cli.options import EngineOptions, SamplingOptions, StitchOptions
 from llasa_cli.pipeline.events import ChapterWritten
-from llasa_cli.pipeline.run import RunRequest, load_plan, open_sink, read_input
-from llasa_cli.pipeline.synthesizer import RunContext, Synthesizer
+from llasa_cli.pipeline.request import RunRequest
+from llasa_cli.pipeline.run import load_plan, open_sink, read_input
+from llasa_cli.pipeline.run_context import RunContext
+from llasa_cli.pipeline.synthesizer import Synthesizer
 
 from .fakes import FakeCodec, FakeGenerator
 from .test_epub import build_book

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from llasa_cli import errors
-from llasa_cli.cli import main
+from llasa_cli.cli.app import main
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "sample_texts" / "the_lighthouse.txt"

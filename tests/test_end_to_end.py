@@ -9,13 +9,16 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from llasa_cli.cli import main
+from llasa_cli.cli.app import main
 from llasa_cli.constants import SAMPLE_RATE, SAMPLES_PER_CODE
+from llasa_cli.engine.loading import SpeechModels
 from llasa_cli.engine.protocols import VoicePrompt
 from llasa_cli.options import EngineOptions, SamplingOptions, StitchOptions, TextOptions, VerifyOptions
 from llasa_cli.pipeline.events import ChapterWritten, SegmentDone
-from llasa_cli.pipeline.run import Models, RunRequest, load_plan, open_job, open_sink, read_input, run_events
-from llasa_cli.pipeline.synthesizer import RunContext
+from llasa_cli.pipeline.job_folder import open_job
+from llasa_cli.pipeline.request import RunRequest
+from llasa_cli.pipeline.run import load_plan, open_sink, read_input, run_events
+from llasa_cli.pipeline.run_context import RunContext
 
 MANUSCRIPT = """Chapter One: The Keeper
 
@@ -83,7 +86,7 @@ def test_chapter_length_is_generated_speech_plus_pauses_and_no_voice_leaks(
     voice = VoicePrompt(codes=voice_codes, text="This is the narrator speaking.")
     manuscript = read_input(request)
     plan = load_plan(request, manuscript)
-    models = Models(generator=tiny_generator, codec=tiny_codec, device="cpu", notice=None)
+    models = SpeechModels(generator=tiny_generator, codec=tiny_codec, device="cpu")
     with open_job(request, manuscript) as store:
         context = RunContext(store=store, worker="test")
         events = list(run_events(request, plan, models, voice, open_sink(request), context))

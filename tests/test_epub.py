@@ -12,14 +12,8 @@ import pytest
 from llasa_cli.errors import InputDecodeError, InputEmptyError, InputIsDirectoryError, InputNotFoundError
 from llasa_cli.options import TextOptions
 from llasa_cli.text.chapters import split_chapters
-from llasa_cli.text.epub import (
-    FOOTNOTE_MARKER,
-    IMAGE,
-    NOTES_HEADING,
-    epub_to_manuscript_text,
-    markdown_escape,
-    read_epub,
-)
+from llasa_cli.text.epub import IMAGE, NOTES_HEADING, epub_to_manuscript_text, markdown_escape, read_epub
+from llasa_cli.text.epub_xhtml import FOOTNOTE_MARKER
 from llasa_cli.text.manuscript import manuscript_from_text
 from llasa_cli.text.normalize import markdown_paragraphs
 from llasa_cli.text.planner import build_plan

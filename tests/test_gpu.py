@@ -49,7 +49,7 @@ def check_overlap_cli(models, tmp_path: Path, device: str) -> None:
     """A run with --overlap (the worker on its own stream) writes the audio a run without it writes."""
     import soundfile as sf
 
-    from llasa_cli.cli import main
+    from llasa_cli.cli.app import main
 
     book = tmp_path / "book.txt"
     book.write_text("\n\n".join(TEXTS) + "\n")
@@ -67,7 +67,7 @@ def check_overlap_cli(models, tmp_path: Path, device: str) -> None:
 
 
 def check_beam_cli(models, tmp_path: Path, device: str) -> None:
-    from llasa_cli.cli import main
+    from llasa_cli.cli.app import main
 
     book = tmp_path / "beam.txt"
     book.write_text(TEXTS[1] + "\n")

@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from llasa_cli.cli import main
+from llasa_cli.cli.app import main
 from llasa_cli.job.store import JobStore
-from llasa_cli.pipeline.run import WORK_DIR_NAME
+from llasa_cli.pipeline.job_folder import WORK_DIR_NAME
 
 BOOK = """Chapter One
 

@@ -7,9 +7,11 @@ import pytest
 import torch
 
 from llasa_cli.constants import CODEBOOK_SIZE, CONTEXT_TOKENS
-from llasa_cli.engine import loading as models
+from llasa_cli.engine import devices, loading
+from llasa_cli.engine.devices import CPU_FALLBACK_NOTICE, pick_device, resolve_dtype
 from llasa_cli.engine.generator import END_INDEX, LlasaGenerator
-from llasa_cli.engine.loading import CPU_FALLBACK_NOTICE, load_generator, pick_device, resolve_dtype, resolve_spec
+from llasa_cli.engine.hub import resolve_spec
+from llasa_cli.engine.loading import load_generator, load_speech_models
 from llasa_cli.engine.protocols import GenerationRequest, VoicePrompt
 from llasa_cli.errors import DeviceUnavailableError, ModelLoadError, ModelNotFoundError
 from llasa_cli.options import EngineOptions, SamplingOptions
@@ -149,7 +151,6 @@ def test_short_names_and_specs() -> None:
 def test_loading_finds_the_local_model(tiny_generator) -> None:
     assert tiny_generator.device.type == "cpu"
     assert tiny_generator.model.dtype == torch.float32
-    assert tiny_generator.notice is None
 
 
 @pytest.mark.parametrize("spec", ["/no/such/folder", "./no-such-folder", "~/no-such-folder-llasa", "a/b/c"])
@@ -184,8 +185,8 @@ def test_codec_folder_is_not_a_llasa_model(tiny_models) -> None:
 
 
 def _devices(monkeypatch, cuda: bool, mps: bool) -> None:
-    monkeypatch.setattr(models, "_cuda_available", lambda: cuda)
-    monkeypatch.setattr(models, "_mps_available", lambda: mps)
+    monkeypatch.setattr(devices, "_cuda_available", lambda: cuda)
+    monkeypatch.setattr(devices, "_mps_available", lambda: mps)
 
 
 def test_auto_prefers_cuda_then_mps_then_cpu(monkeypatch) -> None:
@@ -208,7 +209,7 @@ def test_asking_for_a_missing_gpu_is_an_error(monkeypatch) -> None:
         load_generator(EngineOptions(model="1b", device="cuda"), SamplingOptions())
 
 
-def test_cpu_fallback_notice_reaches_the_generator(monkeypatch, tiny_generator) -> None:
+def test_cpu_fallback_notice_reaches_the_run(monkeypatch, tiny_generator, tiny_models) -> None:
     _devices(monkeypatch, cuda=False, mps=False)
     loaded: list[tuple[str, torch.dtype]] = []
 
@@ -216,10 +217,12 @@ def test_cpu_fallback_notice_reaches_the_generator(monkeypatch, tiny_generator) 
         loaded.append((device, dtype))
         return tiny_generator.model, tiny_generator.tokenizer
 
-    monkeypatch.setattr(models, "load_lm", fake_load_lm)
-    generator = load_generator(EngineOptions(model="1b", device="auto"), SamplingOptions())
-    assert generator.notice == CPU_FALLBACK_NOTICE
+    monkeypatch.setattr(loading, "load_lm", fake_load_lm)
+    engine = EngineOptions(model="1b", codec=str(tiny_models.xcodec2), device="auto")
+    models = load_speech_models(engine, SamplingOptions())
+    assert (models.device, models.notice) == ("cpu", CPU_FALLBACK_NOTICE)
     assert loaded == [("cpu", torch.float32)]
+    assert models.candidates is not None  # the Llasa model can branch, for --beam and --best-of
 
 
 def test_dtype_auto_is_bf16_on_cuda_only() -> None:

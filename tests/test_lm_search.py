@@ -12,9 +12,9 @@ import torch
 from llasa_cli.constants import CODEBOOK_SIZE
 from llasa_cli.engine.candidates import LmCandidateGenerator
 from llasa_cli.engine.generator import END_INDEX, LlasaGenerator
-from llasa_cli.engine.protocols import GenerationRequest, VoicePrompt
-from llasa_cli.options import SamplingOptions
-from llasa_cli.search.segment_search import Branch, Candidate, SearchOptions, search_segments
+from llasa_cli.engine.protocols import Branch, GenerationRequest, VoicePrompt
+from llasa_cli.options import SamplingOptions, SearchOptions
+from llasa_cli.search.segment_search import Candidate, search_segments
 
 VOICE = VoicePrompt(codes=np.arange(1000, 1040, dtype=np.int64), text="A short reference clip.")
 STEP_SECONDS = 0.1  # 5 tokens per beam step
@@ -34,6 +34,8 @@ class EndBias:
 
 class CodeScorer:
     """A deterministic verifier over the codes alone; records its batches."""
+
+    codec_seconds = 0.0  # it needs no audio
 
     def __init__(self) -> None:
         self.calls: list[int] = []

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from llasa_cli.cli import main
+from llasa_cli.cli.app import main
 from llasa_cli.errors import DeviceUnavailableError, ModelLoadError, ModelNotFoundError
 
 NOT_CACHED_ID = "some-org/not-cached-model"

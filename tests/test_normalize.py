@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from llasa_cli.errors import LexiconError
-from llasa_cli.options import TextOptions
-from llasa_cli.text.lexicon import apply_lexicon, load_lexicon
+from llasa_cli.options import TextOptions, load_lexicon
+from llasa_cli.text.lexicon import apply_lexicon
 from llasa_cli.text.normalize import (
     clean_characters,
     describe_dropped,

@@ -6,27 +6,27 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
 from typer.testing import CliRunner
 
-from llasa_cli.cli import main
+from llasa_cli.audio.sinks import WrittenChapter
 from llasa_cli.cli import synth as cli_synth
-from llasa_cli.cli.app import app
-from llasa_cli.engine.oom import (
+from llasa_cli.cli.app import app, main
+from llasa_cli.engine.batch_size import (
     CPU_AUTO_BATCH_SIZE,
     MAX_SUGGESTED_BATCH,
-    OomBackoffGenerator,
+    ModelShape,
     auto_batch_size,
     bytes_per_row,
-    free_device_memory,
-    is_out_of_memory,
     kv_bytes_per_token,
     suggest_batch_size,
 )
+from llasa_cli.engine.devices import free_device_memory
+from llasa_cli.engine.loading import SpeechModels, load_speech_models
+from llasa_cli.engine.oom import OomBackoffGenerator, is_out_of_memory
 from llasa_cli.engine.protocols import GenerationRequest, GenerationResult, VoicePrompt
 from llasa_cli.errors import DeviceUnavailableError, InvalidOptionError
 from llasa_cli.options import (
@@ -37,18 +37,10 @@ from llasa_cli.options import (
     VerifyOptions,
     parse_batch_size,
 )
-from llasa_cli.pipeline.events import ChapterWritten
-from llasa_cli.pipeline.run import (
-    Models,
-    RunRequest,
-    engine_for,
-    load_models,
-    load_plan,
-    open_job,
-    read_input,
-    run_events,
-)
-from llasa_cli.pipeline.synthesizer import RunContext
+from llasa_cli.pipeline.job_folder import open_job
+from llasa_cli.pipeline.request import RunRequest
+from llasa_cli.pipeline.run import engine_for, load_plan, read_input, run_events
+from llasa_cli.pipeline.run_context import RunContext
 from tests.fakes import FakeCodec, FakeGenerator
 
 GIB = 1 << 30
@@ -187,14 +179,12 @@ def test_is_out_of_memory() -> None:
     assert not is_out_of_memory(ValueError("out of memory"))  # only allocator errors count
 
 
-def test_wrapper_is_a_generator_and_passes_other_attributes_through() -> None:
+def test_wrapper_is_a_generator_and_nothing_more() -> None:
     inner = FakeGenerator()
-    inner.notice = "no GPU found"  # type: ignore[attr-defined]
     wrapper = OomBackoffGenerator(inner)
     assert wrapper.prompt_tokens("three words here", None) == inner.prompt_tokens("three words here", None)
-    assert wrapper.notice == "no GPU found"
     with pytest.raises(AttributeError):
-        wrapper.no_such_attribute  # noqa: B018
+        wrapper.requests  # noqa: B018 - the wrapped generator's own attributes are not passed through
 
 
 def test_kv_bytes_per_token_of_the_real_sizes() -> None:
@@ -271,9 +261,9 @@ def test_auto_survives_the_job_record_so_a_resume_sizes_again() -> None:
 # -- --batch-size auto: free memory to a size -----------------------------------------------
 
 
-def _language_model(config: dict, dtype: torch.dtype = torch.bfloat16) -> SimpleNamespace:
-    """What `auto_batch_size` reads of a `LlasaGenerator`: its model's config and dtype."""
-    return SimpleNamespace(model=SimpleNamespace(config=config, dtype=dtype))
+def _language_model(config: dict, dtype: torch.dtype = torch.bfloat16) -> ModelShape:
+    """What `auto_batch_size` reads of a `LlasaGenerator` (its `shape`): its model's config and dtype size."""
+    return ModelShape(config, dtype.itemsize)
 
 
 def _free(amount: int | None, asked: list[str] | None = None):
@@ -304,9 +294,11 @@ def test_auto_batch_size_grows_with_free_memory_and_shrinks_with_model_and_dtype
     assert size(LLASA_1B, 0) == 1
 
 
-def test_auto_batch_size_sees_through_the_backoff_wrapper() -> None:
-    wrapped = OomBackoffGenerator(_language_model(LLASA_8B))  # type: ignore[arg-type]
-    assert auto_batch_size(wrapped, "mps", _free(30 * GIB))[0] == suggest_batch_size(30 * GIB, LLASA_8B)
+def test_a_generator_reports_its_shape(tiny_generator) -> None:
+    shape = tiny_generator.shape
+    assert shape.config is tiny_generator.model.config and shape.dtype_bytes == 4  # float32 on the CPU
+    expected = suggest_batch_size(30 * GIB, shape.config, dtype_bytes=4)
+    assert auto_batch_size(shape, "mps", _free(30 * GIB))[0] == expected
 
 
 def test_auto_batch_size_on_the_cpu_is_fixed_and_asks_for_no_memory() -> None:
@@ -321,7 +313,7 @@ def test_auto_batch_size_on_the_cpu_is_fixed_and_asks_for_no_memory() -> None:
 def test_auto_batch_size_falls_back_to_the_default_when_memory_or_shape_is_unknown() -> None:
     unknown_memory = auto_batch_size(_language_model(LLASA_1B), "mps", _free(None))
     assert unknown_memory == (DEFAULT_BATCH_SIZE, f"batch size auto: {DEFAULT_BATCH_SIZE} (free memory on mps unknown)")
-    assert auto_batch_size(FakeGenerator(), "cuda:0", _free(10 * GIB))[0] == DEFAULT_BATCH_SIZE  # no model config
+    assert auto_batch_size(None, "cuda:0", _free(10 * GIB))[0] == DEFAULT_BATCH_SIZE  # no model to measure
 
 
 def test_free_device_memory_is_unknown_on_the_cpu() -> None:
@@ -361,11 +353,11 @@ def test_free_device_memory_on_a_real_gpu_is_within_its_total() -> None:
 
 
 def test_engine_for_hands_the_synthesizer_a_whole_number() -> None:
-    models = Models(generator=FakeGenerator(), codec=FakeCodec(), device="cpu", notice=None, batch_size=24)
+    models = SpeechModels(generator=FakeGenerator(), codec=FakeCodec(), device="cpu", batch_size=24)
     assert engine_for(EngineOptions(batch_size=BATCH_SIZE_AUTO), models).batch_size == 24
     fixed = EngineOptions(batch_size=5)
     assert engine_for(fixed, models) is fixed
-    by_hand = Models(generator=FakeGenerator(), codec=FakeCodec(), device="cpu", notice=None)
+    by_hand = SpeechModels(generator=FakeGenerator(), codec=FakeCodec(), device="cpu")
     assert engine_for(EngineOptions(batch_size=BATCH_SIZE_AUTO), by_hand).batch_size == CPU_AUTO_BATCH_SIZE
 
 
@@ -378,12 +370,12 @@ def test_run_events_batch_at_the_size_auto_resolved_to(tmp_path: Path) -> None:
     request = RunRequest(
         source=str(book),
         output=str(tmp_path / "out"),
-        engine=EngineOptions(batch_size=BATCH_SIZE_AUTO),
+        engine=EngineOptions(batch_size=BATCH_SIZE_AUTO, overlap=False),  # cuda:0 below, but no CUDA here
         sampling=SamplingOptions(seed=1),
         verify=VerifyOptions(enabled=False),
     )
     generator = FakeGenerator()
-    models = Models(generator=generator, codec=FakeCodec(), device="cuda:0", notice=None, batch_size=3)
+    models = SpeechModels(generator=generator, codec=FakeCodec(), device="cuda:0", batch_size=3)
     voice = VoicePrompt(codes=np.arange(50, dtype=np.int64), text="The narrator speaks.")
     plan = load_plan(request)
     assert len(plan.segments) > 3
@@ -402,21 +394,21 @@ class _NullSink:
     def fingerprint(self) -> str:
         return "null"
 
-    def write(self, chapter, pieces) -> ChapterWritten:
-        return ChapterWritten(chapter, "null", 0.0)
+    def write(self, chapter, pieces) -> WrittenChapter:
+        return WrittenChapter("null", 0.0)
 
     def close(self) -> None:
         pass
 
 
-def test_load_models_resolves_auto_on_the_cpu_and_says_so(tiny_models) -> None:
+def test_load_speech_models_resolves_auto_on_the_cpu_and_says_so(tiny_models) -> None:
     engine = EngineOptions(
         model=str(tiny_models.llasa), codec=str(tiny_models.xcodec2), device="cpu", batch_size=BATCH_SIZE_AUTO
     )
-    models = load_models(engine, SamplingOptions())
+    models = load_speech_models(engine, SamplingOptions())
     assert models.batch_size == CPU_AUTO_BATCH_SIZE
     assert models.notice == f"batch size auto: {CPU_AUTO_BATCH_SIZE} (fixed on the CPU)"
-    fixed = load_models(EngineOptions(model=engine.model, codec=engine.codec, device="cpu"), SamplingOptions())
+    fixed = load_speech_models(EngineOptions(model=engine.model, codec=engine.codec, device="cpu"), SamplingOptions())
     assert fixed.batch_size is None and fixed.notice is None
 
 
@@ -433,7 +425,7 @@ def test_synth_parses_batch_size(monkeypatch, args: list[str], expected) -> None
         seen.append(request)
         return 0
 
-    monkeypatch.setattr(cli_synth, "_execute", execute)
+    monkeypatch.setattr(cli_synth, "execute", execute)
     result = CliRunner().invoke(app, ["synth", "--text", "Hello there.", *args])
     assert result.exit_code == 0, result.output
     assert [r.engine.batch_size for r in seen] == [expected]
@@ -441,7 +433,7 @@ def test_synth_parses_batch_size(monkeypatch, args: list[str], expected) -> None
 
 @pytest.mark.parametrize(("value", "named"), [("zero", "'zero'"), ("0", "not 0"), ("-4", "'-4'"), ("", "''")])
 def test_synth_rejects_a_bad_batch_size_in_one_line(monkeypatch, capsys, value: str, named: str) -> None:
-    monkeypatch.setattr(cli_synth, "_execute", lambda *a: pytest.fail("ran with a bad --batch-size"))
+    monkeypatch.setattr(cli_synth, "execute", lambda *a: pytest.fail("ran with a bad --batch-size"))
     assert main(["synth", "--text", "Hello there.", "--batch-size", value]) == InvalidOptionError.exit_code == 2
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("llasa: error: --batch-size"), lines

@@ -13,22 +13,11 @@ import numpy as np
 import pytest
 
 from llasa_cli.constants import CODES_PER_SECOND
-from llasa_cli.engine.protocols import GenerationRequest
+from llasa_cli.engine.protocols import Branch, Extension, GenerationRequest, Started
 from llasa_cli.engine.sampling import step_seed
 from llasa_cli.errors import InvalidOptionError
-from llasa_cli.search.segment_search import (
-    MODE_BEAM,
-    MODE_BEST_OF,
-    MODE_PLAIN,
-    Branch,
-    Candidate,
-    Extension,
-    ScoreWeights,
-    SearchOptions,
-    Started,
-    best_of_seed,
-    search_segments,
-)
+from llasa_cli.options import MODE_BEAM, MODE_BEST_OF, MODE_PLAIN, ScoreWeights, SearchOptions
+from llasa_cli.search.segment_search import Candidate, best_of_seed, search_segments
 
 TARGET_SYMBOL = 0
 
@@ -99,6 +88,7 @@ class Verifier:
     final: bool
     calls: list[int] = field(default_factory=list)
     seen: list[Candidate] = field(default_factory=list)
+    codec_seconds: float = 0.0  # it needs no audio
 
     def score(self, items: Sequence[Candidate]) -> list[float]:
         self.calls.append(len(items))
@@ -267,7 +257,7 @@ def test_codec_time_reported_by_a_scorer_is_split_over_its_candidates() -> None:
     for result in results:
         assert result.stats.codec_seconds == pytest.approx(result.stats.partial_scored + result.stats.final_scored)
     plain = run(requests, width=3)[0]
-    assert all(r.stats.codec_seconds == 0.0 for r in plain)  # scorers that do not report it: none booked
+    assert all(r.stats.codec_seconds == 0.0 for r in plain)  # scorers that decode nothing: none booked
 
 
 def test_no_partial_scoring_with_one_candidate_per_beam() -> None:
@@ -309,6 +299,8 @@ def test_ended_candidates_beat_capped_ones() -> None:
     """A candidate that stopped wins over a capped one even when the final scorer prefers the capped one."""
 
     class LovesCapped:
+        codec_seconds = 0.0
+
         def score(self, items):
             return [10.0 if item.hit_cap else 0.0 for item in items]
 
@@ -328,6 +320,8 @@ def test_ended_candidates_beat_capped_ones() -> None:
 
 def test_unscorable_candidates_rank_last_and_bad_scorers_fail() -> None:
     class NanFirst:
+        codec_seconds = 0.0
+
         def score(self, items):
             return [math.nan] + [1.0] * (len(items) - 1)
 
@@ -336,6 +330,8 @@ def test_unscorable_candidates_rank_last_and_bad_scorers_fail() -> None:
     assert result.score == 1.0
 
     class Short:
+        codec_seconds = 0.0
+
         def score(self, items):
             return [0.0]
 
@@ -349,6 +345,6 @@ def test_unscorable_candidates_rank_last_and_bad_scorers_fail() -> None:
 
 
 def test_search_and_its_options_never_import_torch() -> None:
-    code = "import sys, llasa_cli.search.segment_search, llasa_cli.search.options; print('torch' in sys.modules)"
+    code = "import sys, llasa_cli.search, llasa_cli.options; print('torch' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"

@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import numpy as np
 
-from llasa_cli.constants import CODES_PER_SECOND, SAMPLE_RATE, SAMPLES_PER_CODE
+from llasa_cli.constants import CODES_PER_SECOND, SAMPLES_PER_CODE
 from llasa_cli.engine.protocols import GenerationRequest
+from llasa_cli.options import ScoreWeights
 from llasa_cli.search.scorers import (
     PARTIAL_CONTEXT_SECONDS,
     PARTIAL_SIGNAL_FAILURES,
     PARTIAL_WINDOW_SECONDS,
-    SIGNAL_FAILURES,
+    VerdictScorer,
     make_scorers,
 )
-from llasa_cli.search.segment_search import Candidate, ScoreWeights
-from llasa_cli.verify.composite import Verdict
+from llasa_cli.search.segment_search import Candidate
+from llasa_cli.verify.composite import CompositeVerifier
+from llasa_cli.verify.signal_checks import SIGNAL_FAILURES
+from llasa_cli.verify.verdict import Verdict
 
 from .fakes import FakeCodec
 
@@ -25,6 +28,13 @@ LONG_TEXT = "A sentence long enough that a few seconds of it is far too short fo
 
 def candidate(codes: np.ndarray, text: str = LONG_TEXT, ended: bool = False) -> Candidate:
     return Candidate(0, GenerationRequest(text, seed=1, max_new_tokens=2_000), codes, ended, False)
+
+
+def signal_scorers(codec: FakeCodec) -> tuple[VerdictScorer, VerdictScorer]:
+    """The (partial, final) scorers a run without verification searches with: the signal checks only."""
+    judge = CompositeVerifier.signal_only("en")
+    scorers = make_scorers(codec, ScoreWeights(), judge, judge.for_partial_speech())
+    return scorers.partial, scorers.final
 
 
 class SilentTail(FakeCodec):
@@ -44,6 +54,9 @@ class Listening:
     def __init__(self) -> None:
         self.seen: list[np.ndarray] = []
 
+    def for_partial_speech(self) -> Listening:
+        return self
+
     def verify(self, items):
         self.seen.extend(item.audio for item in items)
         return [Verdict(passed=True, score=1.0) for _ in items]
@@ -51,7 +64,7 @@ class Listening:
 
 def test_partial_candidates_decode_only_their_newest_audio() -> None:
     codec = FakeCodec()
-    partial, final = make_scorers(None, np.zeros(SAMPLE_RATE, dtype=np.float32), codec, ScoreWeights(), "en")
+    partial, final = signal_scorers(codec)
     lengths = []
     for size in (10, WINDOW, WINDOW + CONTEXT + 500):
         partial.verifier = listening = Listening()
@@ -70,7 +83,7 @@ def test_partial_candidates_decode_only_their_newest_audio() -> None:
 
 
 def test_partial_scoring_ignores_rate_but_not_a_stalled_window() -> None:
-    partial, final = make_scorers(None, np.zeros(SAMPLE_RATE, dtype=np.float32), SilentTail(), ScoreWeights(), "en")
+    partial, final = signal_scorers(SilentTail())
     speaking = np.arange(4 * CODES_PER_SECOND, dtype=np.int64) % 399 + 1
     stalled = speaking.copy()
     stalled[-2 * CODES_PER_SECOND :] = 0  # the newest two seconds are silence
@@ -103,11 +116,11 @@ class CountingComposite:
 def _search_run(tmp_path, name: str, monkeypatch, recall: bool):
     from llasa_cli.engine.protocols import VoicePrompt
     from llasa_cli.job.store import JobStore
-    from llasa_cli.options import EngineOptions, SamplingOptions, VerifyOptions
+    from llasa_cli.options import EngineOptions, SamplingOptions, SearchOptions, VerifyOptions
     from llasa_cli.pipeline.events import SegmentDone
-    from llasa_cli.pipeline.synthesizer import RunContext, Search, Synthesizer, Verification
+    from llasa_cli.pipeline.run_context import RunContext
+    from llasa_cli.pipeline.synthesizer import SearchSetup, Synthesizer, VerifierSetup
     from llasa_cli.search.scorers import VerdictScorer
-    from llasa_cli.search.segment_search import SearchOptions
 
     from .fakes import FakeGenerator
     from .test_search import SyntheticLM
@@ -116,10 +129,10 @@ def _search_run(tmp_path, name: str, monkeypatch, recall: bool):
     if not recall:
         monkeypatch.setattr(VerdictScorer, "recall", lambda self, text, codes: None)
     counts: list[int] = []
-    verification = Verification(
+    verification = VerifierSetup(
         VerifyOptions(check_asr=False, check_speaker=False, retries=1), load=lambda ref: CountingComposite(counts)
     )
-    search = Search(SearchOptions(best_of=3), SyntheticLM(alphabet=400, end_prob=0.05, min_len=30))
+    search = SearchSetup(SearchOptions(best_of=3), SyntheticLM(alphabet=400, end_prob=0.05, min_len=30))
     codec = FakeCodec()
     synth = Synthesizer(FakeGenerator(), codec, SamplingOptions(), EngineOptions(batch_size=3), verification, search)
     voice = VoicePrompt(codes=np.arange(60, dtype=np.int64), text="Hi there.")
@@ -148,7 +161,7 @@ def test_a_searched_segment_books_its_judging_as_verification_time(tmp_path, mon
 
     _search_run(tmp_path, "timed", monkeypatch, recall=True)
     with JobStore.open(tmp_path / "timed") as store:
-        timings = [record.timings for _, _, record in store.plan_records()]
+        timings = [p.record.timings for p in store.plan_records()]
     for timing in timings:
         judged = timing["search"]["partial_scorer_seconds"] + timing["search"]["final_scorer_seconds"]
         assert timing["verify_seconds"] >= judged > 0

@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from llasa_cli.cli import main
+from llasa_cli.cli.app import main
 from llasa_cli.job.store import JobStore
-from llasa_cli.pipeline.run import WORK_DIR_NAME
+from llasa_cli.pipeline.job_folder import WORK_DIR_NAME
 
 BOOK = "The tide came in. Gulls cried.\n\nShe lit the lamp.\n"
 
@@ -26,7 +26,7 @@ def test_search_runs_and_the_job_keeps_its_statistics(tmp_path, tiny_models, cap
     events = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert events[-1]["status"] == "complete"
     with JobStore.open(out / WORK_DIR_NAME) as store:
-        records = [r for _, _, r in store.plan_records()]
+        records = [p.record for p in store.plan_records()]
     assert records and all(r.status == "done" for r in records)
     for record in records:
         stats = record.timings["search"]

@@ -13,14 +13,15 @@ from llasa_cli.audio.sinks import FolderSink, StreamSink
 from llasa_cli.constants import CODES_PER_SECOND, CONTEXT_TOKENS, SAMPLE_RATE, SAMPLES_PER_CODE
 from llasa_cli.engine.protocols import VoicePrompt
 from llasa_cli.engine.sampling import segment_seed
-from llasa_cli.job.keys import token_cap
 from llasa_cli.job.store import JobStore
 from llasa_cli.options import EngineOptions, SamplingOptions, StitchOptions
 from llasa_cli.pipeline.events import ChapterHeld, ChapterWritten, JobFinished, NarratorFixed, RunStopped, SegmentDone
-from llasa_cli.pipeline.synthesizer import RunContext, Synthesizer, choose_narrator_segment
+from llasa_cli.pipeline.renderer import token_cap
+from llasa_cli.pipeline.run_context import RunContext
+from llasa_cli.pipeline.synthesizer import Synthesizer, choose_narrator_segment
 from llasa_cli.text.plan import Chapter, Pause, Plan, Segment
 
-from .fakes import FakeCodec, FakeGenerator
+from .fakes import FakeCodec, FakeGenerator, integrity
 
 
 def make_plan(chapter_texts: list[list[str]]) -> Plan:
@@ -178,7 +179,7 @@ def test_stop_request_ends_after_the_batch_and_a_rerun_finishes(store):
     assert 0 < first < len(plan.segments)
     events = list(synth.run(plan, RecordingSink(), RunContext(store=store, worker="w2"), voice))
     assert len(generator.requests) == len(plan.segments)  # nothing done twice
-    assert store.status().complete
+    assert store.status().done == store.status().total
 
 
 def test_token_cap_has_headroom_a_floor_and_stays_in_context():
@@ -273,7 +274,7 @@ def test_a_full_disk_while_writing_a_chapter_loses_no_finished_segment(tmp_path:
     stitch = StitchOptions(loudness_lufs=None)
     with pytest.raises(OutputError, match="full"):
         synth_to_folder(make_plan(BOOK), tmp_path / "out", store, stitch)
-    assert store.integrity_check() == "ok"
+    assert integrity(store.path) == "ok"
     finished = store.status().done
     assert finished >= len(BOOK[0]) + len(BOOK[1])  # chapter two's segments were saved before its file failed
     assert not list((tmp_path / "out").glob("*.part"))
@@ -295,8 +296,11 @@ class PrefersLongAudio:
         self.min_samples = min_samples
         self.calls: list[int] = []
 
+    def for_partial_speech(self) -> PrefersLongAudio:
+        return self
+
     def verify(self, items):
-        from llasa_cli.verify.composite import Verdict
+        from llasa_cli.verify.verdict import Verdict
 
         self.calls.append(len(items))
         return [
@@ -308,10 +312,10 @@ class PrefersLongAudio:
 
 def verified_run(store, generator, verifier, retries=3, strict=False):
     from llasa_cli.options import VerifyOptions
-    from llasa_cli.pipeline.synthesizer import Verification
+    from llasa_cli.pipeline.synthesizer import VerifierSetup
 
     voice = VoicePrompt(codes=np.arange(10, dtype=np.int64), text="Hi.")
-    verification = Verification(VerifyOptions(retries=retries, strict=strict), load=lambda reference: verifier)
+    verification = VerifierSetup(VerifyOptions(retries=retries, strict=strict), load=lambda reference: verifier)
     synth = Synthesizer(generator, FakeCodec(), SamplingOptions(), EngineOptions(batch_size=4), verification)
     sink = RecordingSink()
     return list(synth.run(make_plan(BOOK), sink, RunContext(store=store, worker="w"), voice)), sink
@@ -350,7 +354,7 @@ def test_a_segment_failing_every_attempt_is_flagged_kept_and_held_back_in_strict
 def test_report_agrees_with_the_run_summary_and_the_job_store(tmp_path: Path, store, capsys):
     import json
 
-    from llasa_cli.cli import main
+    from llasa_cli.cli.app import main
 
     generator = FakeGenerator()
     text = BOOK[2][0]
@@ -366,4 +370,9 @@ def test_report_agrees_with_the_run_summary_and_the_job_store(tmp_path: Path, st
     assert report["flagged"][0]["text"] == text and report["flagged"][0]["attempts"] == 4
     assert report["flagged"][0]["transcript"] == f"{2 * SAMPLES_PER_CODE} samples"
     assert report["retries"] == retries == 3 + 1
-    assert report["segments_done"] == store.status().done == sum(len(c) for c in BOOK)
+    assert report["segments_done"] == store.status().finished == sum(len(c) for c in BOOK)
+    # The flagged segment is finished (its best attempt is stitched) but counts as failed, not done.
+    assert main(["status", str(tmp_path), "--work-dir", str(tmp_path / "job"), "--json"]) == 0
+    status = json.loads(capsys.readouterr().out)
+    assert (status["total"], status["done"], status["failed"], status["pending"]) == (7, 6, 1, 0)
+    assert [c["failed"] for c in status["chapters"]] == [0, 0, 1]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from llasa_cli.verify.textcompare import char_error_rate, edit_distance, error_rate, metric_for, normalize_text, tokens
+from llasa_cli.verify.textcompare import edit_distance, error_rate, metric_for, normalize_text, tokens
 
 
 def test_edit_distance_counts_substitutions_deletions_and_insertions():
@@ -62,5 +62,6 @@ def test_chinese_uses_character_error_rate():
     assert tokens("你好，世界！", "zh") == ["你", "好", "世", "界"]
 
 
-def test_char_error_rate_in_english():
-    assert char_error_rate("hello world", "helo world", "en") == pytest.approx(1 / 10)
+def test_chinese_counts_latin_letters_one_by_one():
+    mixed = error_rate("我用GPU", "我用GBU", "zh")  # CER tokens: 我 用 g p u
+    assert (mixed.metric, mixed.errors, mixed.reference_tokens) == ("cer", 1, 5)

@@ -11,15 +11,8 @@ import pytest
 from llasa_cli.constants import SAMPLE_RATE
 from llasa_cli.errors import InvalidOptionError
 from llasa_cli.options import VerifyOptions
-from llasa_cli.verify.composite import (
-    CompositeVerifier,
-    DisabledVerifier,
-    Verdict,
-    VerifyItem,
-    best_attempt,
-    describe_failures,
-    load_verifier,
-)
+from llasa_cli.verify.composite import CompositeVerifier, load_verifier
+from llasa_cli.verify.verdict import Verdict, VerifyItem, best_attempt, verdict_checks
 
 TEXT = "The quick brown fox jumps over the lazy dog and runs away."  # 58 characters
 VOICE_A, VOICE_B = 220.0, 440.0
@@ -133,8 +126,22 @@ def test_without_reference_or_with_speaker_check_off_there_is_no_speaker_metric(
         [verdict] = candidate.verify([VerifyItem(TEXT, audio)])
         assert verdict.passed
         assert "similarity" not in verdict.metrics
-        assert not candidate.checks_speaker
     assert embedder.calls == []  # the reference is not even embedded
+
+
+def test_the_partial_speech_verifier_drops_asr_and_shares_the_reference(fakes):
+    transcriber, embedder = fakes
+    whole = verifier(fakes)
+    embedded = len(embedder.calls)
+    partial = whole.for_partial_speech()
+    [verdict] = partial.verify([VerifyItem(TEXT, transcriber.say(speech(), "The quick brown"))])
+    assert verdict.transcript is None and "wer" not in verdict.metrics  # half a sentence is not judged by ASR
+    assert "similarity" in verdict.metrics
+    assert len(embedder.calls) == embedded + 1  # the clip only: the reference was embedded once, by `whole`
+    assert whole.options.check_asr and whole.transcriber is transcriber  # the original is unchanged
+    signal_only = CompositeVerifier.signal_only("en")
+    [plain] = signal_only.verify([VerifyItem(TEXT, speech())])
+    assert plain.transcript is None and "similarity" not in plain.metrics and "seconds_per_char" in plain.metrics
 
 
 def test_asr_check_off_leaves_no_transcript(fakes):
@@ -163,9 +170,11 @@ def test_thresholds_are_the_options(fakes):
     assert verifier(fakes).verify([item])[0].passed
     [strict] = verifier(fakes, options=VerifyOptions(max_wer=0.2)).verify([item])
     assert strict.failures == ("wer",)
-    assert describe_failures(strict, VerifyOptions(max_wer=0.2)) == [
-        "wer: wer 0.25 (limit <= 0.2): transcript differs from the text"
-    ]
+    rows = verdict_checks(strict, VerifyOptions(max_wer=0.2))
+    [wer] = [row for row in rows if not row.passed]
+    assert (wer.check, wer.value, wer.comparison, wer.limit) == ("wer", 0.25, "<=", 0.2)
+    assert wer.help == "transcript differs from the text"
+    assert {row.check for row in rows if row.passed} >= {"empty", "too_short", "too_long", "clipping"}
 
 
 def test_verdict_json_is_finite_and_serialisable(fakes):
@@ -191,13 +200,6 @@ def test_best_attempt_prefers_passing_then_score_then_earliest():
         best_attempt([])
 
 
-def test_disabled_verifier_passes_everything_without_loading_models():
-    checker = load_verifier(VerifyOptions(enabled=False), "cuda", None, "en")  # no GPU needed: nothing loads
-    assert isinstance(checker, DisabledVerifier)
-    verdicts = checker.verify([VerifyItem("x", np.zeros(0, dtype=np.float32))] * 2)
-    assert [v.passed for v in verdicts] == [True, True]
-
-
 def test_load_verifier_builds_real_models_offline(tiny_models):
     if tiny_models.whisper is None:
         pytest.skip("openai-whisper is not installed")
@@ -208,7 +210,6 @@ def test_load_verifier_builds_real_models_offline(tiny_models):
     try:
         options = VerifyOptions(asr_model=str(tiny_models.whisper), speaker_model=str(tiny_models.wavlm))
         checker = load_verifier(options, "cpu", speech(2.0, seed=5), "en")
-        assert checker.checks_asr and checker.checks_speaker
         [verdict] = checker.verify([VerifyItem(TEXT, speech(seed=6))])
     finally:
         torch.set_num_threads(threads)

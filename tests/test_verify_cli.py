@@ -13,6 +13,7 @@ import typer
 
 from llasa_cli.cli import app as cli
 from llasa_cli.cli import verify as cli_verify
+from llasa_cli.cli.common import EXIT_FLAGGED
 from llasa_cli.constants import SAMPLE_RATE
 
 from .realspeech import REAL_SPEECH_MISSING, TABLE
@@ -85,7 +86,7 @@ def test_signal_only_checks_and_exit_codes(run, tmp_path):
 
     silent = write(tmp_path / "silent.wav", np.zeros(2 * SAMPLE_RATE, dtype=np.float32))
     code, out, _ = run([silent, "--text", TEXT, "--device", "cpu", "--no-asr-check"])
-    assert code == cli_verify.EXIT_VERIFICATION_FAILED == 4
+    assert code == EXIT_FLAGGED == 4
     assert out.startswith("FLAGGED")
     assert "FAIL empty" in out and "no audible speech" in out
     assert "skip asr check: --no-asr-check" in out and "skip speaker check: no --voice given" in out

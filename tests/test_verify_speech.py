@@ -42,7 +42,7 @@ def test_bad_audio_is_flagged(rows, name, reasons):
 
 
 def test_flagged_attempt_loses_to_the_good_one(rows):
-    from llasa_cli.verify.composite import best_attempt
+    from llasa_cli.verify.verdict import best_attempt
 
     attempts = [rows[name][1] for name in ("cut off halfway", "clause dropped", "good 1")]
     assert best_attempt(attempts) == 2

@@ -15,7 +15,7 @@ import pytest
 import soundfile as sf
 
 from llasa_cli.audio.audio_io import find_ffmpeg
-from llasa_cli.cli import main
+from llasa_cli.cli.app import main
 from llasa_cli.constants import CODES_PER_SECOND, MAX_VOICE_SECONDS, SAMPLE_RATE
 from llasa_cli.errors import ExportError, VoiceError
 from llasa_cli.job.store import JobStore

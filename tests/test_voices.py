@@ -13,7 +13,8 @@ from llasa_cli.constants import CODEBOOK_SIZE, CODES_PER_SECOND, MAX_VOICE_SECON
 from llasa_cli.engine.protocols import VoicePrompt
 from llasa_cli.errors import VoiceError
 from llasa_cli.voices import store as voices_mod
-from llasa_cli.voices.store import VoiceStore, check_voice_clip, cut_at_pause, default_voice_root
+from llasa_cli.voices.clips import check_voice_clip, cut_at_pause
+from llasa_cli.voices.store import VoiceStore, default_voice_root
 
 SR = SAMPLE_RATE
 

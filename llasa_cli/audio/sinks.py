@@ -1,26 +1,55 @@
-"""Where stitched chapters go: one file per chapter in a folder, one m4b audiobook, or one WAV stream."""
+"""Where stitched chapters go: one file per chapter in a folder, one m4b audiobook, or one WAV stream.
+
+Every sink follows `ChapterSink`: the pipeline hands it a finished chapter's segment audio, and
+the sink stitches (stitch.py), masters (acx.py) and writes it (export.py, m4b.py, subtitles.py).
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Protocol
 
 import numpy as np
 
 from ..constants import SAMPLE_RATE
 from ..errors import OutputError
 from ..options import StitchOptions
-from ..pipeline.events import ChapterWritten
 from ..text.metadata import BookMetadata
 from ..text.plan import Chapter, Segment
 from .stitch import ChapterAudio, render_chapter
 
 STREAM_DESTINATION = "<stdout>"
 M4B_CHAPTER_FORMAT = "wav"  # lossless chapter files inside the job folder, from which the m4b is built
-M4B_CACHE_NAME = "chapters"
+
+
+@dataclass(frozen=True)
+class WrittenChapter:
+    """Where a sink put a chapter, and how long it is."""
+
+    destination: str
+    audio_seconds: float
+
+
+class ChapterSink(Protocol):
+    """Where finished chapters go: files in a folder, one audiobook, or one stream."""
+
+    def write(self, chapter: Chapter, pieces: Sequence[tuple[np.ndarray, Segment]]) -> WrittenChapter: ...
+
+    def destination(self, chapter: Chapter) -> str: ...
+
+    def exists(self, chapter: Chapter) -> bool:
+        """Whether the chapter's output is already there (a stream never is)."""
+        ...
+
+    def fingerprint(self) -> str:
+        """Everything about the sink that changes a chapter's output (format, pauses, loudness...)."""
+        ...
+
+    def close(self) -> None: ...
 
 
 def _options_fingerprint(options: StitchOptions) -> str:
@@ -75,7 +104,7 @@ class FolderSink:
     def fingerprint(self) -> str:
         return _options_fingerprint(self.options)
 
-    def write(self, chapter: Chapter, pieces: Sequence[tuple[np.ndarray, Segment]]) -> ChapterWritten:
+    def write(self, chapter: Chapter, pieces: Sequence[tuple[np.ndarray, Segment]]) -> WrittenChapter:
         from .export import export_audio
 
         chapter_audio = stitch_pieces(pieces, self.options)
@@ -83,7 +112,7 @@ class FolderSink:
         export_audio(chapter_audio.audio, SAMPLE_RATE, path, self.options.format, self.options.sample_rate)
         if self.options.subtitles:
             self._write_timings(chapter, pieces, chapter_audio, path)
-        return ChapterWritten(chapter=chapter, destination=str(path), audio_seconds=chapter_audio.seconds)
+        return WrittenChapter(destination=str(path), audio_seconds=chapter_audio.seconds)
 
     def _write_timings(
         self, chapter: Chapter, pieces: Sequence[tuple[np.ndarray, Segment]], audio: ChapterAudio, path: Path
@@ -127,7 +156,7 @@ class M4bSink:
     def fingerprint(self) -> str:
         return self.cache.fingerprint()
 
-    def write(self, chapter: Chapter, pieces: Sequence[tuple[np.ndarray, Segment]]) -> ChapterWritten:
+    def write(self, chapter: Chapter, pieces: Sequence[tuple[np.ndarray, Segment]]) -> WrittenChapter:
         written = self.cache.write(chapter, pieces)
         self.chapters[chapter.number] = (chapter, Path(written.destination))
         return written
@@ -162,10 +191,10 @@ class StreamSink:
     def fingerprint(self) -> str:
         return _options_fingerprint(self.options)
 
-    def write(self, chapter: Chapter, pieces: Sequence[tuple[np.ndarray, Segment]]) -> ChapterWritten:
+    def write(self, chapter: Chapter, pieces: Sequence[tuple[np.ndarray, Segment]]) -> WrittenChapter:
         chapter_audio = stitch_pieces(pieces, self.options)
         self.chapters.append(chapter_audio.audio)
-        return ChapterWritten(chapter=chapter, destination=STREAM_DESTINATION, audio_seconds=chapter_audio.seconds)
+        return WrittenChapter(destination=STREAM_DESTINATION, audio_seconds=chapter_audio.seconds)
 
     def close(self) -> None:
         from .audio_io import resample, write_wav_bytes

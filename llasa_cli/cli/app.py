@@ -2,38 +2,20 @@
 
 Options are turned into the frozen dataclasses of `llasa_cli.options` here and
 nowhere else; domain errors become one line on stderr and a documented exit code
-in `main()` only. Heavy imports (torch, transformers) happen inside the commands
-that need them, so `llasa --help` and `llasa split` start fast.
+in `main()` only. Heavy imports (the pipeline, torch, transformers) happen inside the
+commands that need them, so `llasa --help` and `llasa split` start fast.
 """
 
 from __future__ import annotations
 
-import json
 import sys
 from typing import Annotated
 
 import typer
 
-from ..constants import DEFAULT_MAX_SEGMENT_SECONDS
+from .. import __version__
 from ..errors import LlasaError, OutputError
-from .common import (
-    ChapterPatternOpt,
-    EncodingOpt,
-    JsonOpt,
-    LangOpt,
-    LexiconOpt,
-    MaxSegOpt,
-    NoChaptersOpt,
-    NoNormalizeOpt,
-    NoSpeakTitlesOpt,
-    build_text_options,
-    warn,
-)
-
-EXIT_OK = 0
-EXIT_INTERNAL = 1
-EXIT_USAGE = 2
-EXIT_INTERRUPTED = 130
+from .common import EXIT_INTERRUPTED, EXIT_OK
 
 app = typer.Typer(
     name="llasa",
@@ -41,44 +23,33 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
-    rich_markup_mode=None,
+    rich_markup_mode="rich",
 )
 
-@app.command()
-def split(
-    file: Annotated[str, typer.Argument(help="Manuscript (.txt or .md), or - for standard input.")],
-    encoding: EncodingOpt = None,
-    lang: LangOpt = "en",
-    no_normalize: NoNormalizeOpt = False,
-    no_chapters: NoChaptersOpt = False,
-    chapter_pattern: ChapterPatternOpt = None,
-    no_speak_titles: NoSpeakTitlesOpt = False,
-    lexicon: LexiconOpt = None,
-    max_segment_seconds: MaxSegOpt = DEFAULT_MAX_SEGMENT_SECONDS,
-    as_json: JsonOpt = False,
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"llasa-cli {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version of llasa-cli and exit."
+        ),
+    ] = False,
 ) -> None:
-    """Show how a manuscript splits into chapters and segments (no model needed)."""
-    from ..text.manuscript import read_manuscript
-    from ..text.planner import build_plan
-    from .plan_view import plan_json_lines, print_plan
-
-    options = build_text_options(
-        lang, no_normalize, no_chapters, chapter_pattern, no_speak_titles, lexicon, max_segment_seconds
-    )
-    plan = build_plan(read_manuscript(file, encoding=encoding), options)
-    for message in plan.warnings:
-        warn(message)
-    if as_json:
-        for line in plan_json_lines(plan):
-            sys.stdout.write(json.dumps(line, ensure_ascii=False) + "\n")
-    else:
-        print_plan(plan)
+    """Turn a manuscript into chapter audio files with the Llasa TTS model."""
 
 
-def _register_subcommands() -> None:
-    # Imported here so each command module stays small; none of them imports torch at import time.
-    from . import check, job, report, synth, verify, voice
+def _register_commands() -> None:
+    # Each command in a module of its own; none of them imports the pipeline or torch at import time.
+    from . import check, job, report, split, synth, verify, voice
 
+    split.register(app)
     synth.register(app)
     verify.register(app)
     job.register(app)
@@ -87,7 +58,7 @@ def _register_subcommands() -> None:
     app.add_typer(voice.voice_app, name="voice")
 
 
-_register_subcommands()
+_register_commands()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,4 +1,4 @@
-"""Options and helpers shared by several `llasa` commands."""
+"""What several `llasa` commands share: exit codes of outcomes, help panels, flags and helpers."""
 
 from __future__ import annotations
 
@@ -7,49 +7,79 @@ from typing import Annotated
 
 import typer
 
-from ..options import TextOptions
+from ..constants import DEFAULT_MAX_SEGMENT_SECONDS
+from ..options import TextOptions, load_lexicon
 
-# Run outcomes; errors have their codes on their classes in errors.py.
+# Outcomes of a command that ran; errors have their codes on their classes in errors.py.
 EXIT_OK = 0
-EXIT_PARTIAL = 3
+EXIT_PARTIAL = 3  # stopped early (Ctrl-C, SIGTERM, --max-minutes, unfinished chapters): run again to continue
 EXIT_FLAGGED = 4  # finished, but some segments failed verification (or, with --strict, chapters were held)
+EXIT_CHECK_FAILED = 5  # `llasa check`: a file fails an ACX rule or cannot be read
+EXIT_INTERRUPTED = 130  # stopped at once (a second Ctrl-C)
 
-# --- options shared by `split` and `synth` -----------------------------------
+# Help panels: `llasa synth --help` groups its many options under these.
+PANEL_INPUT = "Input and text"
+PANEL_MODELS = "Models and device"
+PANEL_SAMPLING = "Sampling"
+PANEL_SEARCH = "Search"
+PANEL_VERIFY = "Verification"
+PANEL_AUDIO = "Audio output"
+PANEL_JOB = "Job control"
+
+# --- flags shared by `split` and `synth` -----------------------------------
 
 EncodingOpt = Annotated[
-    str | None, typer.Option("--encoding", help="Text encoding of the manuscript (default: UTF-8).")
+    str | None,
+    typer.Option("--encoding", help="Text encoding of the manuscript (default: UTF-8).", rich_help_panel=PANEL_INPUT),
 ]
-LangOpt = Annotated[str, typer.Option("--lang", help="Language of the text: en or zh.")]
+LangOpt = Annotated[str, typer.Option("--lang", help="Language of the text: en or zh.", rich_help_panel=PANEL_INPUT)]
 NoNormalizeOpt = Annotated[
-    bool, typer.Option("--no-normalize", help="Speak the text exactly as written (whitespace aside).")
+    bool,
+    typer.Option(
+        "--no-normalize", help="Speak the text exactly as written (whitespace aside).", rich_help_panel=PANEL_INPUT
+    ),
 ]
-NoChaptersOpt = Annotated[bool, typer.Option("--no-chapters", help="Treat the whole manuscript as one chapter.")]
+NoChaptersOpt = Annotated[
+    bool,
+    typer.Option("--no-chapters", help="Treat the whole manuscript as one chapter.", rich_help_panel=PANEL_INPUT),
+]
 ChapterPatternOpt = Annotated[
-    str | None, typer.Option("--chapter-pattern", help="Regex matching a whole line that starts a chapter.")
+    str | None,
+    typer.Option(
+        "--chapter-pattern", help="Regex matching a whole line that starts a chapter.", rich_help_panel=PANEL_INPUT
+    ),
 ]
 NoSpeakTitlesOpt = Annotated[
-    bool, typer.Option("--no-speak-titles", help="Do not speak chapter titles at the start of chapters.")
+    bool,
+    typer.Option(
+        "--no-speak-titles", help="Do not speak chapter titles at the start of chapters.", rich_help_panel=PANEL_INPUT
+    ),
 ]
 LexiconOpt = Annotated[
-    Path | None, typer.Option("--lexicon", help="TSV file of written<TAB>spoken replacements.")
+    Path | None,
+    typer.Option("--lexicon", help="TSV file of written<TAB>spoken replacements.", rich_help_panel=PANEL_INPUT),
 ]
 MaxSegOpt = Annotated[
-    float, typer.Option("--max-segment-seconds", help="Budget of estimated speech per segment.")
+    float,
+    typer.Option("--max-segment-seconds", help="Budget of estimated speech per segment.", rich_help_panel=PANEL_INPUT),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Write JSON Lines instead of a table.")]
 
+# --- flags of the commands that work on a job folder ------------------------
+
+OutdirArg = Annotated[Path, typer.Argument(help="The output folder of a synth run.")]
+WorkDirOpt = Annotated[Path | None, typer.Option("--work-dir", help="Job folder, if synth used --work-dir.")]
+
 
 def build_text_options(
-    lang: str,
-    no_normalize: bool,
-    no_chapters: bool,
-    chapter_pattern: str | None,
-    no_speak_titles: bool,
-    lexicon: Path | None,
-    max_segment_seconds: float,
+    lang: str = "en",
+    no_normalize: bool = False,
+    no_chapters: bool = False,
+    chapter_pattern: str | None = None,
+    no_speak_titles: bool = False,
+    lexicon: Path | None = None,
+    max_segment_seconds: float = DEFAULT_MAX_SEGMENT_SECONDS,
 ) -> TextOptions:
-    from ..text.lexicon import load_lexicon
-
     return TextOptions(
         lang=lang,
         normalize=not no_normalize,

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..text.plan import Plan
+if TYPE_CHECKING:
+    from ..text.plan import Plan
 
 
 def plan_json_lines(plan: Plan) -> Iterator[dict[str, Any]]:

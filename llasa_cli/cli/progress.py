@@ -6,12 +6,12 @@ from __future__ import annotations
 import json
 import sys
 import time
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from ..pipeline.events import (
+from ..pipeline import (
     ChapterHeld,
     ChapterWritten,
     Event,
@@ -22,8 +22,10 @@ from ..pipeline.events import (
     SegmentDone,
     Waiting,
 )
-from ..text.plan import Plan
 from .plan_view import format_duration
+
+if TYPE_CHECKING:
+    from ..text.plan import Plan
 
 
 class RunTally:
@@ -145,9 +147,12 @@ class HumanReporter:
     def _print(self, message: str) -> None:
         (self.bar.console if self.bar is not None else self.console).print(message, markup=True)
 
-    def finish(self) -> None:
+    def finish(self, summary: bool = True) -> None:
+        """Stop the bar and, with `summary`, print the run's one-line summary."""
         if self.bar is not None:
             self.bar.stop()
+        if not summary:
+            return
         s = self.tally.summary()
         line = (
             f"{s['status']}: {s['segments_done']}/{s['segments_total']} segments, "
@@ -183,8 +188,9 @@ class JsonReporter:
     def warn(self, message: str) -> None:
         self.emit("warning", message=message)
 
-    def finish(self) -> None:
-        self.emit("summary", **self.tally.summary())
+    def finish(self, summary: bool = True) -> None:
+        if summary:
+            self.emit("summary", **self.tally.summary())
 
 
 def event_fields(event: Event) -> tuple[str, dict[str, Any]] | None:

@@ -1,24 +1,38 @@
-"""`llasa synth`: flags -> option dataclasses -> `llasa_cli.pipeline.run.synthesize`."""
+"""`llasa synth`: flags -> option dataclasses -> `pipeline.synthesize`, its events shown as they come.
+
+`execute` runs a request and shows its events; `llasa redo` runs through it too.
+"""
 
 from __future__ import annotations
 
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from ..constants import DEFAULT_MAX_SEGMENT_SECONDS, SAMPLE_RATE
 from ..errors import InvalidOptionError
-from ..options import EngineOptions, SamplingOptions, StitchOptions, VerifyOptions, parse_batch_size
-from ..pipeline.run import RunRequest
-from ..search.segment_search import ScoreWeights, SearchOptions
-from ..text.manuscript import Manuscript
+from ..options import (
+    EngineOptions,
+    SamplingOptions,
+    ScoreWeights,
+    SearchOptions,
+    StitchOptions,
+    VerifyOptions,
+    parse_batch_size,
+)
 from .common import (
     EXIT_FLAGGED,
     EXIT_OK,
     EXIT_PARTIAL,
+    PANEL_AUDIO,
+    PANEL_INPUT,
+    PANEL_JOB,
+    PANEL_MODELS,
+    PANEL_SAMPLING,
+    PANEL_SEARCH,
     ChapterPatternOpt,
     EncodingOpt,
     LangOpt,
@@ -47,7 +61,12 @@ from .verify import (
     build_verify_options,
 )
 
+if TYPE_CHECKING:
+    from ..pipeline import RunRequest
+    from ..text.manuscript import Manuscript
+
 ACX = "acx"
+LOUDNESS_OFF = ("off", "none")
 
 
 @dataclass(frozen=True)
@@ -63,30 +82,44 @@ _DEFAULT_STITCH = StitchOptions()
 _DEFAULT_VERIFY = VerifyOptions()
 _DEFAULT_SEARCH = SearchOptions()
 
-_MODELS = "Models and device"
-_SAMPLING = "Sampling"
-_AUDIO = "Audio output"
+
+def _opt(*names: str, help: str, panel: str, **kwargs: Any) -> Any:
+    """A `typer.Option` shown under `panel` in `llasa synth --help`."""
+    return typer.Option(*names, help=help, rich_help_panel=panel, **kwargs)
 
 
 def synth(
-    file: Annotated[str | None, typer.Argument(help="Manuscript (.txt or .md), or - for standard input.")] = None,
+    file: Annotated[
+        str | None, typer.Argument(help="Manuscript (.txt, .md or .epub), or - for standard input.")
+    ] = None,
     output: Annotated[
-        str | None, typer.Option("-o", "--output", help="Output folder, or - for one WAV stream on stdout.")
+        str | None, _opt("-o", "--output", help="Output folder, or - for one WAV stream on stdout.", panel=PANEL_AUDIO)
     ] = None,
-    text: Annotated[str | None, typer.Option("--text", help="Speak this line instead of a file.")] = None,
+    text: Annotated[str | None, _opt("--text", help="Speak this line instead of a file.", panel=PANEL_INPUT)] = None,
     voice: Annotated[
-        str | None, typer.Option("--voice", help="Narrator: a clip (wav, flac, mp3...) or a stored voice name.")
+        str | None,
+        _opt("--voice", help="Narrator: a clip (wav, flac, mp3...) or a stored voice name.", panel=PANEL_MODELS),
     ] = None,
-    voice_text: Annotated[str | None, typer.Option("--voice-text", help="What the voice clip says.")] = None,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show the plan and stop.")] = False,
+    voice_text: Annotated[
+        str | None,
+        _opt("--voice-text", help="What the voice clip says (else Whisper transcribes it).", panel=PANEL_MODELS),
+    ] = None,
+    dry_run: Annotated[bool, _opt("--dry-run", help="Show the plan and stop.", panel=PANEL_JOB)] = False,
     work_dir: Annotated[
-        str | None, typer.Option("--work-dir", help="Job folder for resuming (default: OUTPUT/.llasa).")
+        str | None, _opt("--work-dir", help="Job folder for resuming (default: OUTPUT/.llasa).", panel=PANEL_JOB)
     ] = None,
     max_minutes: Annotated[
-        float | None, typer.Option("--max-minutes", help="Stop cleanly after this long; rerun to continue.")
+        float | None,
+        _opt("--max-minutes", help="Stop cleanly after this long; rerun to continue.", panel=PANEL_JOB),
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="JSON Lines events on standard output.")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only warnings, errors and a partial summary.")] = False,
+    as_json: Annotated[bool, _opt("--json", help="JSON Lines events on standard output.", panel=PANEL_JOB)] = False,
+    quiet: Annotated[
+        bool, _opt("--quiet", "-q", help="Only warnings, errors and a partial summary.", panel=PANEL_JOB)
+    ] = False,
+    keep_front_matter: Annotated[
+        bool,
+        _opt("--keep-front-matter", help="EPUB: keep copyright pages, contents and the like.", panel=PANEL_INPUT),
+    ] = False,
     encoding: EncodingOpt = None,
     lang: LangOpt = "en",
     no_normalize: NoNormalizeOpt = False,
@@ -96,53 +129,67 @@ def synth(
     lexicon: LexiconOpt = None,
     max_segment_seconds: MaxSegOpt = DEFAULT_MAX_SEGMENT_SECONDS,
     model: Annotated[
-        str, typer.Option("--model", help="1b, 3b, 8b, a Hugging Face id or a local folder.", rich_help_panel=_MODELS)
+        str, _opt("--model", help="1b, 3b, 8b, a Hugging Face id or a local folder.", panel=PANEL_MODELS)
     ] = _DEFAULT_ENGINE.model,
     codec: Annotated[
-        str, typer.Option("--codec", help="X-Codec2 Hugging Face id or local folder.", rich_help_panel=_MODELS)
+        str, _opt("--codec", help="X-Codec2 Hugging Face id or local folder.", panel=PANEL_MODELS)
     ] = _DEFAULT_ENGINE.codec,
-    device: Annotated[str, typer.Option("--device", help="auto, cuda, mps or cpu.")] = _DEFAULT_ENGINE.device,
-    dtype: Annotated[str, typer.Option("--dtype", help="auto, bfloat16, float16 or float32.")] = _DEFAULT_ENGINE.dtype,
+    device: Annotated[str, _opt("--device", help="auto, cuda, mps or cpu.", panel=PANEL_MODELS)] = (
+        _DEFAULT_ENGINE.device
+    ),
+    dtype: Annotated[
+        str, _opt("--dtype", help="auto, bfloat16, float16 or float32 (auto: bf16 on CUDA).", panel=PANEL_MODELS)
+    ] = _DEFAULT_ENGINE.dtype,
     batch_size: Annotated[
         str,
-        typer.Option("--batch-size", metavar="<int|auto>", help="Segments per batch, or 'auto': from free GPU memory."),
+        _opt(
+            "--batch-size",
+            metavar="<int|auto>",
+            help="Segments per batch, or 'auto': from free GPU memory.",
+            panel=PANEL_MODELS,
+        ),
     ] = str(_DEFAULT_ENGINE.batch_size),
     overlap: Annotated[
         bool | None,
-        typer.Option(
+        _opt(
             "--overlap/--no-overlap",
             help="Decode and verify a batch while the next one generates (default: on CUDA only).",
             show_default=False,
+            panel=PANEL_MODELS,
         ),
     ] = _DEFAULT_ENGINE.overlap,
-    temperature: Annotated[float, typer.Option("--temperature")] = _DEFAULT_SAMPLING.temperature,
-    top_p: Annotated[float, typer.Option("--top-p")] = _DEFAULT_SAMPLING.top_p,
-    top_k: Annotated[int, typer.Option("--top-k", help="0 turns top-k off.")] = _DEFAULT_SAMPLING.top_k,
-    repetition_penalty: Annotated[float, typer.Option("--repetition-penalty")] = _DEFAULT_SAMPLING.repetition_penalty,
-    seed: Annotated[int, typer.Option("--seed", help="Run seed; each segment derives its own.")] = 0,
-    fmt: Annotated[str, typer.Option("--format", help="wav, flac, mp3, opus or m4b (one audiobook).")] = (
-        _DEFAULT_STITCH.format
-    ),
-    sample_rate: Annotated[int, typer.Option("--sample-rate", help="Output sample rate in Hz.")] = SAMPLE_RATE,
-    loudness: Annotated[str, typer.Option("--loudness", help="Target integrated loudness in LUFS, or 'off'.")] = str(
-        _DEFAULT_STITCH.loudness_lufs
-    ),
-    sentence_pause: Annotated[float, typer.Option("--sentence-pause")] = _DEFAULT_STITCH.sentence_pause,
-    paragraph_pause: Annotated[float, typer.Option("--paragraph-pause")] = _DEFAULT_STITCH.paragraph_pause,
-    title_pause: Annotated[float, typer.Option("--title-pause")] = _DEFAULT_STITCH.title_pause,
-    chapter_pause: Annotated[float, typer.Option("--chapter-pause")] = _DEFAULT_STITCH.chapter_pause,
-    subtitles: Annotated[
-        bool, typer.Option("--subtitles", help="Write SRT, WebVTT and a JSON manifest beside each chapter.")
-    ] = False,
-    keep_front_matter: Annotated[
-        bool, typer.Option("--keep-front-matter", help="EPUB: keep copyright pages, contents and the like.")
-    ] = False,
-    title: Annotated[str | None, typer.Option("--title", help="Book title (m4b metadata).")] = None,
-    author: Annotated[str | None, typer.Option("--author")] = None,
-    narrator: Annotated[str | None, typer.Option("--narrator")] = None,
-    year: Annotated[int | None, typer.Option("--year")] = None,
-    genre: Annotated[str | None, typer.Option("--genre")] = None,
-    cover: Annotated[str | None, typer.Option("--cover", help="Cover image (JPEG or PNG) for m4b.")] = None,
+    temperature: Annotated[
+        float, _opt("--temperature", help="Sampling temperature (0: greedy).", panel=PANEL_SAMPLING)
+    ] = _DEFAULT_SAMPLING.temperature,
+    top_p: Annotated[
+        float, _opt("--top-p", help="Nucleus sampling: keep the smallest set of this mass.", panel=PANEL_SAMPLING)
+    ] = _DEFAULT_SAMPLING.top_p,
+    top_k: Annotated[
+        int, _opt("--top-k", help="Keep the k likeliest codes; 0 turns top-k off.", panel=PANEL_SAMPLING)
+    ] = (_DEFAULT_SAMPLING.top_k),
+    repetition_penalty: Annotated[
+        float,
+        _opt("--repetition-penalty", help="Penalty on codes already spoken (1.0: off).", panel=PANEL_SAMPLING),
+    ] = _DEFAULT_SAMPLING.repetition_penalty,
+    seed: Annotated[
+        int, _opt("--seed", help="Run seed; each segment derives its own from it and its text.", panel=PANEL_SAMPLING)
+    ] = _DEFAULT_SAMPLING.seed,
+    beam: Annotated[
+        int, _opt("--beam", help="Verifier-guided beam search with N beams (1: plain sampling).", panel=PANEL_SEARCH)
+    ] = _DEFAULT_SEARCH.beam,
+    best_of: Annotated[
+        int, _opt("--best-of", help="Sample N complete takes, keep the best.", panel=PANEL_SEARCH)
+    ] = _DEFAULT_SEARCH.best_of,
+    beam_candidates: Annotated[
+        int, _opt("--beam-candidates", help="Continuations sampled per beam and step.", panel=PANEL_SEARCH)
+    ] = _DEFAULT_SEARCH.beam_candidates,
+    beam_step_seconds: Annotated[
+        float, _opt("--beam-step-seconds", help="Speech added per beam step before pruning.", panel=PANEL_SEARCH)
+    ] = _DEFAULT_SEARCH.beam_step_seconds,
+    score_weights: Annotated[
+        str | None,
+        _opt("--score-weights", help="Ranking weights, e.g. asr=0.5,speaker=0.3,signal=0.2.", panel=PANEL_SEARCH),
+    ] = None,
     no_verify: NoVerifyOpt = False,
     strict: StrictOpt = False,
     retries: RetriesOpt = _DEFAULT_VERIFY.retries,
@@ -156,24 +203,42 @@ def synth(
     no_asr_check: NoAsrCheckOpt = False,
     no_speaker_check: NoSpeakerCheckOpt = False,
     verify_batch_size: VerifyBatchSizeOpt = _DEFAULT_VERIFY.batch_size,
-    beam: Annotated[
-        int, typer.Option("--beam", help="Verifier-guided beam search with N beams (1: plain sampling).")
-    ] = 1,
-    best_of: Annotated[int, typer.Option("--best-of", help="Sample N complete takes, keep the best.")] = 1,
-    beam_candidates: Annotated[
-        int, typer.Option("--beam-candidates", help="Continuations sampled per beam and step.")
-    ] = _DEFAULT_SEARCH.beam_candidates,
-    beam_step_seconds: Annotated[
-        float, typer.Option("--beam-step-seconds", help="Speech added per beam step before pruning.")
-    ] = _DEFAULT_SEARCH.beam_step_seconds,
-    score_weights: Annotated[
-        str | None, typer.Option("--score-weights", help="Ranking weights, e.g. asr=0.5,speaker=0.3,signal=0.2.")
-    ] = None,
+    fmt: Annotated[
+        str, _opt("--format", help="wav, flac, mp3, opus or m4b (one audiobook).", panel=PANEL_AUDIO)
+    ] = _DEFAULT_STITCH.format,
+    sample_rate: Annotated[int, _opt("--sample-rate", help="Output sample rate in Hz.", panel=PANEL_AUDIO)] = (
+        SAMPLE_RATE
+    ),
+    loudness: Annotated[
+        str,
+        _opt("--loudness", help="Target integrated loudness in LUFS, 'acx' or 'off'.", panel=PANEL_AUDIO),
+    ] = str(_DEFAULT_STITCH.loudness_lufs),
+    sentence_pause: Annotated[
+        float, _opt("--sentence-pause", help="Seconds of silence between sentences.", panel=PANEL_AUDIO)
+    ] = _DEFAULT_STITCH.sentence_pause,
+    paragraph_pause: Annotated[
+        float, _opt("--paragraph-pause", help="Seconds of silence between paragraphs.", panel=PANEL_AUDIO)
+    ] = _DEFAULT_STITCH.paragraph_pause,
+    title_pause: Annotated[
+        float, _opt("--title-pause", help="Seconds of silence after a spoken chapter title.", panel=PANEL_AUDIO)
+    ] = _DEFAULT_STITCH.title_pause,
+    chapter_pause: Annotated[
+        float, _opt("--chapter-pause", help="Seconds of silence at the end of every chapter.", panel=PANEL_AUDIO)
+    ] = _DEFAULT_STITCH.chapter_pause,
+    subtitles: Annotated[
+        bool,
+        _opt("--subtitles", help="Write SRT, WebVTT and a JSON manifest beside each chapter.", panel=PANEL_AUDIO),
+    ] = False,
+    title: Annotated[str | None, _opt("--title", help="Book title (m4b metadata).", panel=PANEL_AUDIO)] = None,
+    author: Annotated[str | None, _opt("--author", help="Author (m4b metadata).", panel=PANEL_AUDIO)] = None,
+    narrator: Annotated[str | None, _opt("--narrator", help="Narrator (m4b metadata).", panel=PANEL_AUDIO)] = None,
+    year: Annotated[int | None, _opt("--year", help="Year of publication (m4b metadata).", panel=PANEL_AUDIO)] = None,
+    genre: Annotated[str | None, _opt("--genre", help="Genre (m4b metadata).", panel=PANEL_AUDIO)] = None,
+    cover: Annotated[str | None, _opt("--cover", help="Cover image (JPEG or PNG) for m4b.", panel=PANEL_AUDIO)] = None,
 ) -> None:
     """Synthesise a manuscript into one audio file per chapter."""
-    text_options = build_text_options(
-        lang, no_normalize, no_chapters, chapter_pattern, no_speak_titles, lexicon, max_segment_seconds
-    )
+    from ..pipeline import RunRequest
+
     request = RunRequest(
         source=_source(file, text),
         inline_text=text,
@@ -189,7 +254,9 @@ def synth(
             for k, v in dict(title=title, author=author, narrator=narrator, year=year, genre=genre, cover=cover).items()
             if v is not None
         },
-        text=text_options,
+        text=build_text_options(
+            lang, no_normalize, no_chapters, chapter_pattern, no_speak_titles, lexicon, max_segment_seconds
+        ),
         sampling=SamplingOptions(
             temperature=temperature, top_p=top_p, top_k=top_k, repetition_penalty=repetition_penalty, seed=seed
         ),
@@ -236,28 +303,14 @@ def synth(
         ),
     )
     mode = OutputMode(json=as_json, quiet=quiet, interactive=sys.stderr.isatty())
-    raise typer.Exit(_execute(request, mode, max_minutes))
+    raise typer.Exit(execute(request, mode, max_minutes))
 
 
-def _execute(
+def execute(
     request: RunRequest, output_mode: OutputMode, max_minutes: float | None, manuscript: Manuscript | None = None
 ) -> int:
-    from ..pipeline.run import (
-        RunLog,
-        check_request,
-        load_models,
-        load_plan,
-        new_worker_id,
-        open_job,
-        open_sink,
-        read_input,
-        resolve_voice,
-        run_events,
-        work_dir_of,
-        worker_alive,
-    )
-    from ..pipeline.stop import StopController
-    from ..pipeline.synthesizer import RunContext
+    """Run `request` (reading its manuscript unless given), show its events, and return the exit code."""
+    from ..pipeline import StopController, check_request, load_plan, read_input, synthesize
     from .plan_view import print_plan
     from .progress import HumanReporter, JsonReporter
 
@@ -274,23 +327,16 @@ def _execute(
     )
     for message in (*manuscript.warnings, *plan.warnings):
         reporter.warn(message)
-    with open_job(request, manuscript) as store, StopController(max_minutes, notify=reporter.warn) as stop:
-        models = load_models(request.engine, request.sampling)
-        if models.notice:
-            reporter.warn(models.notice)
-        voice = resolve_voice(request, models, warn=reporter.warn)
-        context = RunContext(
-            store=store,
-            worker=new_worker_id(),
-            stop_reason=stop.stop_reason,
-            log=RunLog(work_dir_of(request)),
-            worker_alive=worker_alive,
-        )
+    started = False  # a run that fails before its first event (a missing model) has nothing to sum up
+    with StopController(max_minutes) as stop:
         try:
-            for event in run_events(request, plan, models, voice, open_sink(request, manuscript), context):
+            for event in synthesize(request, manuscript, plan, stop_reason=stop.stop_reason, warn=reporter.warn):
+                started = True
+                if (notice := stop.take_notice()) is not None:
+                    reporter.warn(notice)
                 reporter.update(event)
         finally:
-            reporter.finish()
+            reporter.finish(summary=started)
     summary = reporter.tally.summary()
     if summary["status"] == "partial":
         return EXIT_PARTIAL
@@ -298,11 +344,13 @@ def _execute(
 
 
 def _source(file: str | None, text: str | None) -> str:
+    from ..pipeline import INLINE_SOURCE
+
     if file and text:
         raise InvalidOptionError("give either a FILE or --text, not both")
     if not file and text is None:
         raise InvalidOptionError("give a manuscript FILE (or - for standard input), or --text")
-    return file or "<text>"
+    return file or INLINE_SOURCE
 
 
 def _default_output(file: str | None, text: str | None) -> str:
@@ -312,12 +360,12 @@ def _default_output(file: str | None, text: str | None) -> str:
 
 
 def _parse_loudness(value: str) -> float | None:
-    if value.strip().lower() in ("off", "none"):
+    if value.strip().lower() in LOUDNESS_OFF:
         return None
     try:
         return float(value)
     except ValueError as exc:
-        raise InvalidOptionError(f"--loudness must be a number of LUFS or 'off', not {value!r}") from exc
+        raise InvalidOptionError(f"--loudness must be a number of LUFS, 'acx' or 'off', not {value!r}") from exc
 
 
 def register(app: typer.Typer) -> None:

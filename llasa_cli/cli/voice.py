@@ -15,7 +15,7 @@ from .common import warn
 voice_app = typer.Typer(
     help="Manage stored narrator voices (encoded once, reused with --voice NAME).",
     no_args_is_help=True,
-    rich_markup_mode=None,
+    rich_markup_mode="rich",
 )
 
 _DEFAULT_ENGINE = EngineOptions()
@@ -36,31 +36,19 @@ def add(
     force: Annotated[bool, typer.Option("--force", help="Replace a stored voice of the same name.")] = False,
 ) -> None:
     """Encode a reference clip and store it as a named voice."""
-    from ..engine.loading import load_codec, pick_device
-    from ..errors import VoiceError
-    from ..voices.resolve import encode_clip
-    from ..voices.store import VoiceStore, validate_voice_name
+    from ..pipeline import add_voice
 
-    store = VoiceStore()
-    validate_voice_name(name)
-    # Checked before the slow encoding, so a typo costs nothing.
-    if name in store.names() and not force:
-        raise VoiceError(f"a voice named {name!r} exists; pass --force to replace it")
     EngineOptions(codec=codec, device=device)  # validates the combination like synth does
-    device, notice = pick_device(device)
-    if notice:
-        warn(notice)
-    prompt = encode_clip(clip, text, load_codec(codec, device), asr_model, device, warn=warn)
-    store.add(name, prompt.codes, prompt.text, overwrite=force)
+    prompt = add_voice(name, clip, text, codec=codec, device=device, asr_model=asr_model, force=force, warn=warn)
     typer.echo(f"stored voice {name!r} ({len(prompt.codes)} codes): {prompt.text}")
 
 
 @voice_app.command("list")
 def list_voices(as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False) -> None:
     """List stored voices."""
-    from ..voices.store import VoiceStore
+    from ..pipeline import list_voices as stored_voices
 
-    voices = VoiceStore().list()
+    voices = stored_voices()
     if as_json:
         for info in voices:
             sys.stdout.write(json.dumps({"name": info.name, "seconds": info.seconds, "text": info.text}) + "\n")
@@ -74,7 +62,7 @@ def list_voices(as_json: Annotated[bool, typer.Option("--json", help="One JSON o
 @voice_app.command("remove")
 def remove(name: Annotated[str, typer.Argument(help="Stored voice to delete.")]) -> None:
     """Delete a stored voice."""
-    from ..voices.store import VoiceStore
+    from ..pipeline import remove_voice
 
-    VoiceStore().remove(name)
+    remove_voice(name)
     typer.echo(f"removed voice {name!r}")

@@ -1,5 +1,6 @@
-"""The Llasa LM as a `search.CandidateGenerator`: prompts prefilled once, candidates grown by
-selecting (and repeating) rows of the key/value cache, never by re-encoding the prompt.
+"""The Llasa LM as a `CandidateGenerator` (protocols.py), for verifier-guided search: prompts
+prefilled once, candidates grown by selecting (and repeating) rows of the key/value cache, never by
+re-encoding the prompt.
 
 `start` prefills every request's prompt in one batch. `extend` first picks the parents' cache
 rows, runs their last sampled token through the LM (once per parent, not per child), repeats
@@ -18,9 +19,8 @@ from dataclasses import dataclass, fields
 import numpy as np
 import torch
 
-from ..search.segment_search import Branch, Extension, Started
 from .generator import DecodeContext, LlasaGenerator, new_decode_state, record_choices
-from .protocols import GenerationRequest
+from .protocols import Branch, Extension, GenerationRequest, Started
 from .sampling import sample_next
 
 

@@ -22,6 +22,7 @@ import torch
 from ..constants import CODEBOOK_SIZE, CONTEXT_TOKENS
 from ..errors import ModelLoadError
 from ..options import SamplingOptions
+from .batch_size import ModelShape
 from .prompt import SpeechVocab, build_prompt_ids
 from .protocols import GenerationRequest, GenerationResult, VoicePrompt
 from .sampling import sample_next
@@ -108,13 +109,11 @@ class LlasaGenerator:
         model: Any,
         tokenizer: Any,
         sampling: SamplingOptions,
-        notice: str | None = None,
         vocab: SpeechVocab | None = None,
     ) -> None:
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.sampling = sampling
-        self.notice = notice  # e.g. "no GPU found, running on CPU", for the CLI to show
         self.vocab = vocab if vocab is not None else SpeechVocab.from_tokenizer(tokenizer)
         self.device = next(model.parameters()).device
         self._allowed = torch.as_tensor(self.vocab.allowed_ids, device=self.device)
@@ -125,6 +124,11 @@ class LlasaGenerator:
         pad = tokenizer.pad_token_id
         self._pad_id = int(pad) if pad is not None else self.vocab.end_id
         self.rows_sampled = 0  # row-steps run by `generate` so far (finished rows leave the batch)
+
+    @property
+    def shape(self) -> ModelShape:
+        """What sizes a batch of this model (for `--batch-size auto`)."""
+        return ModelShape(self.model.config, int(self.model.dtype.itemsize))
 
     # -- prompts ---------------------------------------------------------------
 
@@ -153,7 +157,7 @@ class LlasaGenerator:
             for row, n in enumerate(lengths)
         ]
 
-    # -- decoding steps (also used by lm_search) ---------------------------------
+    # -- decoding steps (also used by candidates.py) -----------------------------
 
     @staticmethod
     def token_caps(requests: Sequence[GenerationRequest], prompts: Sequence[Sequence[int]]) -> list[int]:

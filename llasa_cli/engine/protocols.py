@@ -1,4 +1,8 @@
-"""The model seams. Everything above them (pipeline, search, tests) talks to these.
+"""The model seams. Everything above them (pipeline, search, voices, tests) talks to these.
+
+- `SpeechGenerator`: the language model, text (+ voice prompt) to codec codes, a batch at a time.
+- `CandidateGenerator`: the same model grown branch by branch, for verifier-guided search.
+- `SpeechCodec`: X-Codec2, codes <-> audio.
 
 Arrays are NumPy so that callers never need torch: codes are 1-D int64 arrays of
 codec code indices (0..CODEBOOK_SIZE-1), audio is 1-D float32 at SAMPLE_RATE.
@@ -8,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -54,3 +58,48 @@ class SpeechCodec(Protocol):
     def decode(self, codes: Sequence[np.ndarray]) -> list[np.ndarray]: ...
 
     def encode(self, audio: np.ndarray) -> np.ndarray: ...
+
+
+# -- branching generation, for search ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Branch:
+    """One new candidate: continue the generator's row `parent` with noise from `seed`, adding
+    at most `limit` tokens (the extension stops earlier at the stop token)."""
+
+    parent: int
+    seed: int
+    limit: int
+
+
+@dataclass(frozen=True)
+class Extension:
+    """What a branch added: codes (int64, never the stop token) and whether it emitted the stop token."""
+
+    tokens: np.ndarray
+    ended: bool
+
+
+@dataclass(frozen=True)
+class Started:
+    """The generator's opaque state after `start`, and each request's token cap (prompt clipped to context)."""
+
+    state: Any
+    caps: tuple[int, ...]
+
+
+class CandidateGenerator(Protocol):
+    """Grows candidates in batches. `start` makes one root row per request (each prompt prefilled
+    once); `extend` grows every branch in one batch, after which the generator's rows are the
+    branches in order, so a later `Branch.parent` indexes them. A branch seeded with a request's own
+    seed from its root reproduces `SpeechGenerator.generate` for that request."""
+
+    @property
+    def forward_calls(self) -> int:
+        """LM forward passes so far (a running count)."""
+        ...
+
+    def start(self, requests: Sequence[GenerationRequest]) -> Started: ...
+
+    def extend(self, state: Any, branches: Sequence[Branch], n_tokens: int) -> list[Extension]: ...

@@ -1,0 +1,30 @@
+"""The resumable job: one SQLite store per work folder, and the keys that decide what a rerun redoes.
+
+`JobStore` (store.py) records each segment's codes the moment they exist, hands out segments to
+runs under leases, and reports progress; its records are in records.py and its schema in
+schema.py. `keys_for` and `chapter_digest` (keys.py) name a segment by everything that changes its
+codes, and a chapter by everything that changes its file. NumPy and SQLite only.
+"""
+
+from .keys import chapter_digest, keys_for, manuscript_fingerprint, search_key, segment_key
+from .records import ChapterStatus, JobInfo, JobStatus, PlanRecord, PlanRow, SegmentRecord
+from .schema import DB_NAME
+from .store import JobStore, decode_codes, encode_codes
+
+__all__ = [
+    "DB_NAME",
+    "ChapterStatus",
+    "JobInfo",
+    "JobStatus",
+    "JobStore",
+    "PlanRecord",
+    "PlanRow",
+    "SegmentRecord",
+    "chapter_digest",
+    "decode_codes",
+    "encode_codes",
+    "keys_for",
+    "manuscript_fingerprint",
+    "search_key",
+    "segment_key",
+]

@@ -12,60 +12,54 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import math
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-from ..constants import CODES_PER_SECOND, CONTEXT_TOKENS
 from ..engine.protocols import VoicePrompt
-from ..options import EngineOptions, SamplingOptions
-from ..search.options import MODE_PLAIN, SearchOptions
+from ..options import MODE_PLAIN, EngineOptions, SamplingOptions, SearchOptions
 from ..text.plan import Chapter, Plan, Segment
-from .store import segment_key
+from .store import encode_codes, plain_json
 
-# Every segment may emit at least this many codes (about a second), whatever its estimate,
-# so a very short text ("I.") is never cut off by the cap.
-MIN_TOKEN_CAP = CODES_PER_SECOND
+KEY_VERSION = "llasa-segment-key/1"
 
 
-def token_cap(est_seconds: float, prompt_tokens: int, headroom: float) -> int:
-    """Most codes a segment may generate: its estimate with headroom, within the context."""
-    wanted = max(MIN_TOKEN_CAP, math.ceil(est_seconds * CODES_PER_SECOND * headroom))
-    room = CONTEXT_TOKENS - prompt_tokens
-    return max(0, min(wanted, room))
+def segment_key(
+    text: str, voice: VoicePrompt | None, model: str, codec: str, sampling: dict[str, Any], seed: int
+) -> str:
+    """Digest of every input that changes a segment's codes; equal inputs, equal keys."""
+    voice_digest = None if voice is None else hashlib.sha256(encode_codes(voice.codes)).hexdigest()
+    header = {
+        "v": KEY_VERSION,
+        "text": text,
+        "voice_text": None if voice is None else voice.text,
+        "voice_codes": voice_digest,
+        "model": model,
+        "codec": codec,
+        "sampling": sampling,
+        "seed": int(seed),
+    }
+    canonical = json.dumps(header, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=plain_json)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
-class JobKeys:
-    def __init__(
-        self, engine: EngineOptions, sampling: SamplingOptions, voice: VoicePrompt, search: dict[str, Any] | None = None
-    ) -> None:
-        self.engine = engine
-        self.voice = voice
-        self.sampling = {k: v for k, v in dataclasses.asdict(sampling).items() if k != "seed"}
-        self.seed = sampling.seed
-        # Search picks other codes than plain sampling: a --beam run must not reuse --beam 1 results.
-        self.search = search
+def manuscript_fingerprint(text: str) -> str:
+    """Digest of a manuscript's text, to tell whether a work folder belongs to it."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
-    def segment(self, segment: Segment) -> str:
-        sampling = {**self.sampling, "length_headroom": self.engine.length_headroom}
-        if self.search is not None:
-            sampling["search"] = self.search
-        return segment_key(segment.text, self.voice, self.engine.model, self.engine.codec, sampling, self.seed)
 
-    @staticmethod
-    def chapter_digest(chapter: Chapter, segments: Sequence[Segment], codes: Sequence[np.ndarray], sink: str) -> str:
-        """Digest of everything a chapter file is made of: its segments' codes, pauses and the sink's settings.
+def chapter_digest(chapter: Chapter, segments: Sequence[Segment], codes: Sequence[np.ndarray], sink: str) -> str:
+    """Digest of everything a chapter file is made of: its segments' codes, pauses and the sink's settings.
 
-        The codes themselves, not the keys, so a `redo` (same key, new take) rewrites the chapter.
-        """
-        pieces = [
-            [hashlib.sha256(np.asarray(c, dtype=np.int64).tobytes()).hexdigest(), segment.pause_after.value]
-            for c, segment in zip(codes, segments, strict=True)
-        ]
-        payload = {"slug": chapter.slug, "pieces": pieces, "sink": sink}
-        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+    The codes themselves, not the keys, so a `redo` (same key, new take) rewrites the chapter.
+    """
+    pieces = [
+        [hashlib.sha256(np.asarray(c, dtype=np.int64).tobytes()).hexdigest(), segment.pause_after.value]
+        for c, segment in zip(codes, segments, strict=True)
+    ]
+    payload = {"slug": chapter.slug, "pieces": pieces, "sink": sink}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
 def search_key(options: SearchOptions | None) -> dict[str, Any] | None:
@@ -81,5 +75,12 @@ def keys_for(
     search: dict[str, Any] | None = None,
 ) -> dict[str, str]:
     """Segment id -> job key, for every segment of the plan."""
-    keys = JobKeys(engine, sampling, voice, search)
-    return {s.segment_id: keys.segment(s) for s in plan.segments}
+    options = {k: v for k, v in dataclasses.asdict(sampling).items() if k != "seed"}
+    options["length_headroom"] = engine.length_headroom
+    if search is not None:
+        # Search picks other codes than plain sampling: a --beam run must not reuse --beam 1 results.
+        options["search"] = search
+    return {
+        s.segment_id: segment_key(s.text, voice, engine.model, engine.codec, options, sampling.seed)
+        for s in plan.segments
+    }

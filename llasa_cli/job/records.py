@@ -42,20 +42,34 @@ class SegmentRecord:
     scores: dict[str, Any] | None
     timings: dict[str, Any] | None
     hit_cap: bool | None
+    flagged: bool  # finished, but failed verification on every attempt (its best attempt is kept)
     n_codes: int | None
     worker: str | None
     lease_until: float | None
 
 
 @dataclass(frozen=True)
+class PlanRecord:
+    """One position of the current plan, its text, and the record of the segment it needs."""
+
+    chapter: int
+    index: int
+    text: str
+    record: SegmentRecord
+
+
+@dataclass(frozen=True)
 class ChapterStatus:
+    """Counts over a chapter's positions: done + failed + pending = total."""
+
     chapter: int
     total: int
-    done: int
-    failed: int
+    done: int  # finished and passed (or not verified)
+    failed: int  # finished but flagged by verification, or could not be synthesised
     pending: int
-    done_seconds: float
-    pending_est_seconds: float
+    finished: int  # with stored codes (done and flagged): what is stitched
+    done_seconds: float  # audio of the finished segments
+    pending_est_seconds: float  # estimated audio of the rest
 
 
 @dataclass(frozen=True)
@@ -66,18 +80,15 @@ class JobStatus:
     done: int
     failed: int
     pending: int
+    finished: int
     done_seconds: float
     pending_est_seconds: float
     chapters: tuple[ChapterStatus, ...]
 
     @classmethod
     def of(cls, chapters: tuple[ChapterStatus, ...]) -> JobStatus:
-        sums = [sum(getattr(c, name) for c in chapters) for name in TOTAL_FIELDS]
-        return cls(*sums, chapters=chapters)
-
-    @property
-    def complete(self) -> bool:
-        return self.done == self.total
+        sums = {name: sum(getattr(c, name) for c in chapters) for name in TOTAL_FIELDS}
+        return cls(**sums, chapters=chapters)
 
 
-TOTAL_FIELDS = ("total", "done", "failed", "pending", "done_seconds", "pending_est_seconds")
+TOTAL_FIELDS = ("total", "done", "failed", "pending", "finished", "done_seconds", "pending_est_seconds")

@@ -43,6 +43,12 @@ MIGRATIONS: list[tuple[str, ...]] = [
     ),
     # v2: `take` counts `redo`s of a segment, so a redone segment samples with fresh seeds.
     ("ALTER TABLE segments ADD COLUMN take INTEGER NOT NULL DEFAULT 0",),
+    # v3: `flagged` marks a finished segment that failed verification on every attempt (it was a
+    # key of the scores before), so status counts it as failed.
+    (
+        "ALTER TABLE segments ADD COLUMN flagged INTEGER NOT NULL DEFAULT 0",
+        "UPDATE segments SET flagged = 1 WHERE json_extract(scores, '$.flagged') = 1",
+    ),
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

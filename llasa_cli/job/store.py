@@ -5,7 +5,7 @@ style), so a crash, SIGKILL or power cut at any other moment loses at most the w
 flight. Several runs may share one store at once: `claim` hands out keys under leases
 inside `BEGIN IMMEDIATE` transactions, and a dead worker's lease simply expires.
 
-Segments are keyed by `segment_key` (a digest of everything that changes their codes),
+Segments are keyed by `keys.segment_key` (a digest of everything that changes their codes),
 not by position, so an edited manuscript reuses every unchanged segment. Codes are
 stored as little-endian uint16 blobs, options and scores as JSON; nothing is pickled.
 """
@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import hashlib
 import json
 import sqlite3
 import threading
@@ -29,52 +28,15 @@ import numpy as np
 from ..constants import CODEBOOK_SIZE, CODES_PER_SECOND
 from ..engine.protocols import VoicePrompt
 from ..errors import OutputError
-from .records import ChapterStatus, JobInfo, JobStatus, PlanRow, SegmentRecord
+from .records import ChapterStatus, JobInfo, JobStatus, PlanRecord, PlanRow, SegmentRecord
 from .schema import DB_NAME, DEFAULT_BUSY_TIMEOUT_S, check_header, connect, map_sqlite_error
 
 CODE_DTYPE = np.dtype("<u2")
-KEY_VERSION = "llasa-segment-key/1"
 ENSURE_ROW = "INSERT OR IGNORE INTO segments (key, updated) VALUES (?, ?)"
 SQL_CHUNK = 500  # stays under SQLite's smallest host-parameter limit (999)
 
-__all__ = [  # the records live in jobstore_records.py; importers keep importing them from here
-    "ChapterStatus",
-    "JobInfo",
-    "JobStatus",
-    "JobStore",
-    "PlanRow",
-    "SegmentRecord",
-    "decode_codes",
-    "encode_codes",
-    "manuscript_fingerprint",
-    "segment_key",
-]
 
 # --- pure helpers -----------------------------------------------------------
-
-
-def segment_key(
-    text: str, voice: VoicePrompt | None, model: str, codec: str, sampling: dict[str, Any], seed: int
-) -> str:
-    """Digest of every input that changes a segment's codes; equal inputs, equal keys."""
-    voice_digest = None if voice is None else hashlib.sha256(encode_codes(voice.codes)).hexdigest()
-    header = {
-        "v": KEY_VERSION,
-        "text": text,
-        "voice_text": None if voice is None else voice.text,
-        "voice_codes": voice_digest,
-        "model": model,
-        "codec": codec,
-        "sampling": sampling,
-        "seed": int(seed),
-    }
-    canonical = json.dumps(header, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=_plain)
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
-
-
-def manuscript_fingerprint(text: str) -> str:
-    """Digest of a manuscript's text, to tell whether a work folder belongs to it."""
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def encode_codes(codes: np.ndarray) -> bytes:
@@ -100,7 +62,7 @@ def _unique(keys: Sequence[str]) -> list[str]:
     return list(dict.fromkeys(keys))
 
 
-def _plain(value: Any) -> Any:
+def plain_json(value: Any) -> Any:
     """JSON fallback for NumPy scalars and arrays (scores are often NumPy floats)."""
     if isinstance(value, (np.generic, np.ndarray)):
         return value.tolist()
@@ -108,11 +70,35 @@ def _plain(value: Any) -> Any:
 
 
 def _dumps(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, ensure_ascii=False, default=_plain)
+    return json.dumps(value, sort_keys=True, ensure_ascii=False, default=plain_json)
 
 
 def _loads(text: str | None) -> Any:
     return None if text is None else json.loads(text)
+
+
+# The columns of a segment row that make a SegmentRecord (table alias `s`), in its field order.
+_RECORD_COLUMNS = (
+    "s.key, s.status, s.attempts, s.last_error, s.scores, s.timings, s.hit_cap, s.flagged, s.n_codes, s.worker, "
+    "s.lease_until"
+)
+
+
+def _record(row: Sequence[Any]) -> SegmentRecord:
+    key, status, attempts, last_error, scores, timings, hit_cap, flagged, n_codes, worker, lease_until = row
+    return SegmentRecord(
+        key=key,
+        status=status,
+        attempts=attempts,
+        last_error=last_error,
+        scores=_loads(scores),
+        timings=_loads(timings),
+        hit_cap=None if hit_cap is None else bool(hit_cap),
+        flagged=bool(flagged),
+        n_codes=n_codes,
+        worker=worker,
+        lease_until=lease_until,
+    )
 
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -330,12 +316,14 @@ class JobStore:
         timings: dict[str, Any],
         hit_cap: bool,
         worker: str,
+        flagged: bool = False,
     ) -> bool:
         """Store a finished segment and clear its lease, in one transaction.
 
-        Returns False (and changes nothing) when the key was already done: the first
-        result wins, so a segment is never finished twice. `attempts` adds to the
-        failures already counted.
+        `flagged`: it failed verification on every attempt (its best attempt is stored and
+        stitched, and it counts as failed). Returns False (and changes nothing) when the key was
+        already done: the first result wins, so a segment is never finished twice. `attempts` adds
+        to the failures already counted.
         """
         blob, now = encode_codes(codes), time.time()
         n_codes, hit = len(blob) // CODE_DTYPE.itemsize, int(bool(hit_cap))
@@ -343,16 +331,17 @@ class JobStore:
             db.execute(ENSURE_ROW, (key, now))
             cursor = db.execute(
                 """UPDATE segments SET status = 'done', codes = ?, n_codes = ?, attempts = attempts + ?,
-                       last_error = NULL, scores = ?, timings = ?, hit_cap = ?, worker = NULL,
+                       last_error = NULL, scores = ?, timings = ?, hit_cap = ?, flagged = ?, worker = NULL,
                        lease_until = NULL, done_by = ?, updated = ?
                    WHERE key = ? AND status != 'done'""",
-                (blob, n_codes, int(attempts), _dumps(scores), _dumps(timings), hit, worker, now, key),
+                (blob, n_codes, int(attempts), _dumps(scores), _dumps(timings), hit, int(flagged), worker, now, key),
             )
             return cursor.rowcount == 1
 
     @_db_op
     def record_failure(self, key: str, error: str, worker: str) -> None:
-        """Count a failed attempt, keep its error, and release this worker's lease."""
+        """A segment that could not be synthesised: count the attempt, keep its error and release
+        this worker's lease. It counts as failed until a later run finishes it."""
         with self._tx() as db:
             db.execute(ENSURE_ROW, (key, time.time()))
             db.execute(
@@ -374,16 +363,17 @@ class JobStore:
         return {row[0] for row in rows}
 
     @_db_op
-    def segment(self, key: str) -> SegmentRecord | None:
-        row = self._row(
-            """SELECT key, status, attempts, last_error, scores, timings, hit_cap, n_codes, worker, lease_until
-               FROM segments WHERE key = ?""",
-            (key,),
+    def flagged_keys(self, keys: Sequence[str]) -> set[str]:
+        """The given keys that are finished but failed verification on every attempt."""
+        rows = self._rows_for_keys(
+            "SELECT key FROM segments WHERE status = 'done' AND flagged AND key IN ({keys})", keys
         )
-        if row is None:
-            return None
-        hit_cap = None if row[6] is None else bool(row[6])
-        return SegmentRecord(*row[:4], _loads(row[4]), _loads(row[5]), hit_cap, *row[7:])
+        return {row[0] for row in rows}
+
+    @_db_op
+    def segment(self, key: str) -> SegmentRecord | None:
+        row = self._row(f"SELECT {_RECORD_COLUMNS} FROM segments s WHERE s.key = ?", (key,))
+        return None if row is None else _record(row)
 
     @_db_op
     def takes(self, keys: Sequence[str]) -> dict[str, int]:
@@ -397,7 +387,7 @@ class JobStore:
         with self._tx() as db:
             db.executemany(
                 """UPDATE segments SET status = 'pending', take = take + 1, codes = NULL, n_codes = NULL, attempts = 0,
-                       last_error = NULL, scores = NULL, timings = NULL, hit_cap = NULL, worker = NULL,
+                       last_error = NULL, scores = NULL, timings = NULL, hit_cap = NULL, flagged = 0, worker = NULL,
                        lease_until = NULL, done_by = NULL, updated = ? WHERE key = ?""",
                 [(time.time(), key) for key in _unique(keys)],
             )
@@ -406,11 +396,13 @@ class JobStore:
 
     @_db_op
     def status(self) -> JobStatus:
-        """Counts over the current plan's positions, in total and per chapter."""
+        """Counts over the current plan's positions, in total and per chapter. A flagged segment
+        (failed verification) or one that could not be synthesised counts as failed, not done."""
         with self._tx(immediate=False) as db:
             rows = db.execute(
                 """SELECT p.chapter, COUNT(*),
-                       COALESCE(SUM(s.status = 'done'), 0), COALESCE(SUM(s.status = 'failed'), 0),
+                       COALESCE(SUM(s.status = 'done' AND NOT s.flagged), 0),
+                       COALESCE(SUM(s.status = 'done' AND s.flagged), 0), COALESCE(SUM(s.status = 'failed'), 0),
                        COALESCE(SUM(CASE WHEN s.status = 'done' THEN s.n_codes ELSE 0 END), 0),
                        COALESCE(SUM(CASE WHEN s.status = 'done' THEN 0 ELSE p.est_seconds END), 0.0)
                    FROM positions p LEFT JOIN segments s ON s.key = p.key
@@ -418,25 +410,28 @@ class JobStore:
             ).fetchall()
         return JobStatus.of(
             tuple(
-                ChapterStatus(chapter, total, done, failed, total - done - failed, codes / CODES_PER_SECOND, float(est))
-                for chapter, total, done, failed, codes, est in rows
+                ChapterStatus(
+                    chapter=chapter,
+                    total=total,
+                    done=done,
+                    failed=flagged + errored,
+                    pending=total - done - flagged - errored,
+                    finished=done + flagged,
+                    done_seconds=codes / CODES_PER_SECOND,
+                    pending_est_seconds=float(est),
+                )
+                for chapter, total, done, flagged, errored, codes, est in rows
             )
         )
 
     @_db_op
-    def plan_records(self) -> list[tuple[int, int, SegmentRecord]]:
-        """(chapter, index, record) for every position of the current plan, in order."""
+    def plan_records(self) -> list[PlanRecord]:
+        """Every position of the current plan with its text and segment record, in order."""
         rows = self._conn.execute(
-            """SELECT p.chapter, p.idx, s.key, s.status, s.attempts, s.last_error, s.scores, s.timings, s.hit_cap,
-                      s.n_codes, s.worker, s.lease_until
+            f"""SELECT p.chapter, p.idx, p.text, {_RECORD_COLUMNS}
                FROM positions p JOIN segments s ON s.key = p.key ORDER BY p.chapter, p.idx"""
         ).fetchall()
-        records = []
-        for row in rows:
-            hit_cap = None if row[8] is None else bool(row[8])
-            record = SegmentRecord(*row[2:6], _loads(row[6]), _loads(row[7]), hit_cap, *row[9:])
-            records.append((row[0], row[1], record))
-        return records
+        return [PlanRecord(chapter, index, text, _record(rest)) for chapter, index, text, *rest in rows]
 
     @_db_op
     def work_rate(self) -> tuple[float, float]:
@@ -456,8 +451,3 @@ class JobStore:
     def chapter_digest(self, chapter: int) -> str | None:
         row = self._row("SELECT digest FROM chapters WHERE chapter = ?", (int(chapter),))
         return None if row is None else row[0]
-
-    @_db_op
-    def integrity_check(self) -> str:
-        """SQLite's own verdict on the file: 'ok' when it is sound."""
-        return "; ".join(row[0] for row in self._conn.execute("PRAGMA integrity_check"))

@@ -6,20 +6,14 @@ chapter whose file already holds exactly those codes is not written again.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 
+from ..audio.sinks import ChapterSink
 from ..engine.protocols import SpeechCodec
-from ..job.keys import JobKeys
-from ..job.store import JobStore
+from ..job.keys import chapter_digest
 from ..text.plan import Chapter, Plan
-from .events import ChapterHeld, ChapterSink, ChapterWritten
-
-if TYPE_CHECKING:
-    from .synthesizer import RunContext
-
-FLAGGED = "flagged"  # key in a segment's stored scores: it failed verification on every attempt
+from .events import ChapterHeld, ChapterWritten
+from .run_context import RunContext
 
 
 def write_chapter(
@@ -39,24 +33,25 @@ def write_chapter(
     not written at all.
     """
     segments = plan.segments_of(chapter.number)
+    keys = [context.keys[s.segment_id] for s in segments]
     if strict:
-        flagged = [s.segment_id for s in segments if is_flagged(context.store, context.keys[s.segment_id])]
+        flagged_keys = context.store.flagged_keys(keys)
+        flagged = [s.segment_id for s, key in zip(segments, keys, strict=True) if key in flagged_keys]
         if flagged:
             context.log(f"chapter {chapter.number} held back: flagged segments {' '.join(flagged)}")
             return ChapterHeld(chapter, tuple(flagged))
-    codes = [context.store.codes(context.keys[s.segment_id]) for s in segments]
+    codes = [context.store.codes(key) for key in keys]
     missing = [s.segment_id for s, c in zip(segments, codes, strict=True) if c is None]
     if missing:
         raise ValueError(f"chapter {chapter.number} is not finished: segments {', '.join(missing)} have no codes")
-    digest = JobKeys.chapter_digest(chapter, segments, codes, sink.fingerprint())
+    digest = chapter_digest(chapter, segments, codes, sink.fingerprint())
     if not force and context.store.chapter_digest(chapter.number) == digest and sink.exists(chapter):
         return ChapterWritten(chapter, sink.destination(chapter), audio_seconds=0.0, unchanged=True)
-    keys = [context.keys[s.segment_id] for s in segments]
     audios = _decode_missing(codec, keys, codes, decoded or {})
     written = sink.write(chapter, list(zip(audios, segments, strict=True)))
     context.store.record_chapter(chapter.number, digest, written.destination)
     context.log(f"chapter {chapter.number} -> {written.destination}")
-    return written
+    return ChapterWritten(chapter, written.destination, written.audio_seconds)
 
 
 def _decode_missing(
@@ -68,8 +63,3 @@ def _decode_missing(
         by_key = dict(zip(keys, codes, strict=True))
         decoded = {**decoded, **dict(zip(todo, codec.decode([by_key[k] for k in todo]), strict=True))}
     return [decoded[k] for k in keys]
-
-
-def is_flagged(store: JobStore, key: str) -> bool:
-    record = store.segment(key)
-    return bool(record and record.scores and record.scores.get(FLAGGED))

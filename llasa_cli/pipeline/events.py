@@ -1,12 +1,8 @@
-"""What a synthesis run yields, and where its chapters go (the sink protocol)."""
+"""What a synthesis run yields: one event per segment, chapter and change of state."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
-
-import numpy as np
 
 from ..engine.protocols import VoicePrompt
 from ..text.plan import Chapter, Segment
@@ -87,21 +83,3 @@ class RunStopped:
 Event = (
     JobOpened | JobFinished | NarratorFixed | SegmentDone | ChapterWritten | ChapterHeld | Waiting | RunStopped
 )
-
-
-class ChapterSink(Protocol):
-    """Where finished chapters go: files in a folder, or one stream."""
-
-    def write(self, chapter: Chapter, pieces: Sequence[tuple[np.ndarray, Segment]]) -> ChapterWritten: ...
-
-    def destination(self, chapter: Chapter) -> str: ...
-
-    def exists(self, chapter: Chapter) -> bool:
-        """Whether the chapter's output is already there (a stream never is)."""
-        ...
-
-    def fingerprint(self) -> str:
-        """Everything about the sink that changes a chapter's output (format, pauses, loudness...)."""
-        ...
-
-    def close(self) -> None: ...

@@ -1,6 +1,11 @@
 """Stopping cleanly: first Ctrl-C (or SIGTERM) or a spent time budget ends the run after
 the batch in flight is saved; a second Ctrl-C stops at once (finished work is already
-safe in the job store)."""
+safe in the job store).
+
+The signal handler only records the signal: Python runs it between two bytecodes of whatever
+the main thread is doing (an import, a Rich redraw, a database transaction), so it must not
+print or import anything. The caller's loop asks `take_notice` and tells the user.
+"""
 
 from __future__ import annotations
 
@@ -10,19 +15,15 @@ from collections.abc import Callable
 from types import FrameType
 
 SECONDS_PER_MINUTE = 60.0
+STOP_NOTICE = "stopping after the batch in flight is saved; press Ctrl-C again to stop now"
 
 
 class StopController:
-    def __init__(
-        self,
-        max_minutes: float | None = None,
-        clock: Callable[[], float] = time.monotonic,
-        notify: Callable[[str], None] | None = None,
-    ) -> None:
+    def __init__(self, max_minutes: float | None = None, clock: Callable[[], float] = time.monotonic) -> None:
         self.clock = clock
         self.deadline = clock() + max_minutes * SECONDS_PER_MINUTE if max_minutes is not None else None
-        self.notify = notify
         self.signalled: str | None = None
+        self._noticed = False
         self._previous: dict[int, object] = {}
 
     def stop_reason(self) -> str | None:
@@ -33,12 +34,17 @@ class StopController:
             return "time budget (--max-minutes) spent"
         return None
 
+    def take_notice(self) -> str | None:
+        """Once after the first signal, the line to show the user; otherwise None."""
+        if self.signalled is None or self._noticed:
+            return None
+        self._noticed = True
+        return STOP_NOTICE
+
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         if self.signalled:
             raise KeyboardInterrupt
         self.signalled = "interrupted" if signum == signal.SIGINT else f"stopped by {signal.Signals(signum).name}"
-        if self.notify:
-            self.notify("stopping after the batch in flight is saved; press Ctrl-C again to stop now")
 
     def __enter__(self) -> StopController:
         for signum in (signal.SIGINT, signal.SIGTERM):

@@ -3,52 +3,45 @@
 `Synthesizer.run` is a generator of events (kokoro style) so the CLI can show
 progress and a library user can consume results without any UI. It talks to the
 models only through the `SpeechGenerator` / `SpeechCodec` protocols, so tests
-drive it with fakes and real runs with Llasa + X-Codec2.
+drive it with fakes and real runs with Llasa + X-Codec2. A `Synthesizer` holds no state
+of a run: the same one can run again, on the same job or another.
 
-Every segment is recorded in the job store (`jobstore.JobStore`) as soon as its batch is
+Every segment is recorded in the job store (`job.JobStore`) as soon as its batch is
 done, so a crash loses at most the batch in flight (two with `--overlap`, where a batch is
 decoded and verified while the next one generates: `batch_runner.py`), and a rerun redoes
-nothing that was finished. Segments are claimed a batch at a time under leases, so several runs on
-one job share the work instead of repeating it. Chapters are processed one after another
-(segments inside a chapter are batched, sorted by length) so memory holds one chapter's
-audio, not the book's.
+nothing that was finished. A batch that cannot be synthesised (an error) is recorded as failed
+before the error ends the run. Segments are claimed a batch at a time under leases, kept alive
+while the batch runs (`leases.py`), so several runs on one job share the work instead of
+repeating it. Chapters are processed one after another (segments inside a chapter are batched,
+sorted by length) so memory holds one chapter's audio, not the book's.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
+from ..audio.sinks import ChapterSink
 from ..constants import SAMPLE_RATE
-from ..engine.protocols import GenerationRequest, GenerationResult, SpeechCodec, SpeechGenerator, VoicePrompt
-from ..engine.sampling import segment_seed
-from ..job.keys import keys_for, search_key, token_cap
-from ..job.store import JobStore, PlanRow
-from ..options import EngineOptions, SamplingOptions, VerifyOptions
+from ..engine.protocols import CandidateGenerator, SpeechCodec, SpeechGenerator, VoicePrompt
+from ..errors import LlasaError, first_line
+from ..job.keys import keys_for, search_key
+from ..job.records import PlanRow
+from ..options import EngineOptions, SamplingOptions, SearchOptions, VerifyOptions
+from ..search.scorers import make_scorers
 from ..text.plan import Chapter, Plan, Segment
+from ..verify.composite import CompositeVerifier
+from ..verify.verdict import SegmentVerifier
 from .batch_runner import BatchRunner, overlap_wanted
-from .chapter_writer import FLAGGED, is_flagged, write_chapter
-from .events import (
-    ChapterSink,
-    Event,
-    JobFinished,
-    JobOpened,
-    NarratorFixed,
-    RunStopped,
-    SegmentDone,
-    Waiting,
-)
-
-if TYPE_CHECKING:
-    from ..search.segment_search import CandidateGenerator, SearchOptions
-    from ..verify.composite import SegmentVerifier, Verdict
-
+from .chapter_writer import write_chapter
+from .events import Event, JobFinished, JobOpened, NarratorFixed, RunStopped, SegmentDone, Waiting
+from .leases import LeaseKeeper
+from .renderer import Generated, Outcome, Renderer, SearchRun
+from .run_context import RunContext
 
 # The narrator's sample must leave room in the context for the segments that follow it.
 NARRATOR_MIN_SECONDS = 2.0
@@ -57,30 +50,24 @@ NARRATOR_ATTEMPTS = 3
 NARRATOR_KEY = "narrator"
 # Seeds of a redone segment (take t) start at attempt t * ATTEMPTS_PER_TAKE, clear of earlier takes.
 ATTEMPTS_PER_TAKE = 1_000
-DEFAULT_LEASE_SECONDS = 900.0
-POLL_SECONDS = 2.0
-
-
-@dataclass
-class _Rendered:
-    audio: np.ndarray
-    result: GenerationResult
-    seconds: float = 0.0
-    verify_seconds: float = 0.0
-    search: dict[str, Any] | None = None  # the search's compute: tokens, LM calls, scorer calls and times
-    verdict: Verdict | None = None  # the run's verifier's verdict, when the search already asked it
 
 
 @dataclass(frozen=True)
-class _Generated:
-    """A batch's codes straight from the language model (or the search), before decoding."""
+class VerifierSetup:
+    """How a run verifies segments: the options (retries, --strict) and how to load the verifier
+    once the narrator's reference audio is known."""
 
-    results: list[GenerationResult]
-    stats: list[dict[str, Any] | None]  # the search's compute per row (None: plain sampling)
-    seconds: float
-    # Per row, the audio and (None: not the run's verifier's) verdict the search's final scorer
-    # already produced for the chosen candidate; None where it did not judge it.
-    heard: list[tuple[np.ndarray, Verdict | None] | None] | None = None
+    options: VerifyOptions
+    load: Callable[[np.ndarray], SegmentVerifier]
+
+
+@dataclass(frozen=True)
+class SearchSetup:
+    """Verifier-guided search (`--beam N`, `--best-of N`) over an LM that can branch its cache."""
+
+    options: SearchOptions
+    candidates: CandidateGenerator
+    lang: str = "en"
 
 
 @dataclass(frozen=True)
@@ -96,65 +83,7 @@ class _Batch:
 @dataclass(frozen=True)
 class _Started:
     batch: _Batch
-    outcomes: Future[list[_Outcome]]
-
-
-@dataclass(frozen=True)
-class _Outcome:
-    """The attempt kept for a segment, its verdict (None: not verified), and what all attempts cost."""
-
-    item: _Rendered
-    verdict: Verdict | None
-    attempts: int
-    seconds: float
-    verify_seconds: float
-
-
-def _best(tries: list[tuple[_Rendered, Verdict]]) -> _Outcome:
-    from ..verify.composite import best_attempt
-
-    item, verdict = tries[best_attempt([v for _, v in tries])]
-    return _Outcome(
-        item,
-        verdict,
-        attempts=len(tries),
-        seconds=sum(i.seconds for i, _ in tries),
-        verify_seconds=sum(i.verify_seconds for i, _ in tries),
-    )
-
-
-@dataclass(frozen=True)
-class Search:
-    """Verifier-guided search (`--beam N`, `--best-of N`) over an LM that can branch its cache."""
-
-    options: SearchOptions
-    candidates: CandidateGenerator
-    lang: str = "en"
-
-
-@dataclass(frozen=True)
-class Verification:
-    """The verify options and how to build a verifier once the narrator's reference audio is known."""
-
-    options: VerifyOptions
-    load: Callable[[np.ndarray], SegmentVerifier]
-
-
-@dataclass
-class RunContext:
-    """Where a run records its work, and who it is among the runs sharing the job."""
-
-    store: JobStore
-    worker: str
-    stop_reason: Callable[[], str | None] = lambda: None
-    log: Callable[[str], None] = lambda message: None
-    lease_seconds: float = DEFAULT_LEASE_SECONDS
-    poll_seconds: float = POLL_SECONDS
-    sleep: Callable[[float], None] = time.sleep
-    # Whether the run holding a lease still lives; a dead one's claims are released at once
-    # instead of waiting out the lease (a resume right after a crash must not wait 15 minutes).
-    worker_alive: Callable[[str], bool] = lambda worker: True
-    keys: dict[str, str] = field(default_factory=dict)  # segment id -> segment key
+    outcomes: Future[list[Outcome]]
 
 
 class Synthesizer:
@@ -164,186 +93,69 @@ class Synthesizer:
         codec: SpeechCodec,
         sampling: SamplingOptions,
         engine: EngineOptions,
-        verification: Verification | None = None,
-        search: Search | None = None,
+        verification: VerifierSetup | None = None,
+        search: SearchSetup | None = None,
+        device: str = "cpu",
     ) -> None:
         self.generator = generator
         self.codec = codec
         self.sampling = sampling
         self.engine = engine
         self.verification = verification
-        self.verifier: SegmentVerifier | None = None
         self.search = search
-        self.scorers: tuple[Any, Any] | None = None
-
-    # --- the run --------------------------------------------------------------
+        self.device = device  # where the models run ("cuda:0", "cpu"...): overlap pays on CUDA only
 
     def run(
         self, plan: Plan, sink: ChapterSink, context: RunContext, voice: VoicePrompt | None = None
     ) -> Iterator[Event]:
-        voice = yield from self._narrator(plan, context, voice)
-        if voice is None:
-            return  # stopped while waiting for another run to fix the narrator
-        context.keys = keys_for(plan, self.engine, self.sampling, voice, self._search_key())
-        # The narrator's own audio is what the speaker check compares against.
-        needs_reference = self.verification is not None or self.search is not None
-        reference = self.codec.decode([voice.codes])[0] if needs_reference else None
-        if self.verification is not None:
-            self.verifier = self.verification.load(reference)
+        with LeaseKeeper(context.store, context.worker, context.lease_seconds, context.log) as leases:
+            voice = yield from self._narrator(plan, context, leases, voice)
+            if voice is None:
+                return  # stopped while waiting for another run to fix the narrator
+            context.keys = keys_for(plan, self.engine, self.sampling, voice, self._search_key())
+            run = _Run(self, self._renderer(voice), context, leases, voice)
+            context.store.sync_plan([PlanRow.from_segment(context.keys[s.segment_id], s) for s in plan.segments])
+            opened = context.store.status()
+            yield JobOpened(total=opened.total, done=opened.finished)
+            waiting = list(plan.chapters)
+            while waiting:
+                left: list[Chapter] = []
+                for chapter in waiting:
+                    if (reason := context.stop_reason()) is not None:
+                        yield RunStopped(reason)
+                        return
+                    fresh: dict[str, np.ndarray] = {}  # this pass's decoded audio: no chapter is decoded twice
+                    finished = yield from run.work_on(plan, chapter, fresh)
+                    if finished:
+                        yield write_chapter(
+                            plan, chapter, sink, context, self.codec, strict=self._strict, decoded=fresh
+                        )
+                    else:
+                        left.append(chapter)
+                if left:
+                    yield Waiting(tuple(c.number for c in left))
+                    context.sleep(context.poll_seconds)
+                waiting = left
+            sink.close()
+            finished_status = context.store.status()
+            flagged_keys = context.store.flagged_keys(list(context.keys.values()))
+            flagged = tuple(s.segment_id for s in plan.segments if context.keys[s.segment_id] in flagged_keys)
+            yield JobFinished(total=finished_status.total, done=finished_status.finished, flagged=flagged)
+
+    def _renderer(self, voice: VoicePrompt) -> Renderer:
+        """What this run speaks with, now the narrator is known: its own verifier and scorers (the
+        narrator's audio is what the speaker check compares against)."""
+        if self.verification is None and self.search is None:
+            return Renderer(self.generator, self.codec, self.sampling, self.engine)
+        reference = self.codec.decode([voice.codes])[0]
+        verifier = None if self.verification is None else self.verification.load(reference)
+        retries = 0 if self.verification is None else self.verification.options.retries
+        search = None
         if self.search is not None:
-            from ..search.scorers import make_scorers
-
-            self.scorers = make_scorers(
-                self.verifier, reference, self.codec, self.search.options.score_weights, self.search.lang
-            )
-        context.store.sync_plan([PlanRow.from_segment(context.keys[s.segment_id], s) for s in plan.segments])
-        opened = context.store.status()
-        yield JobOpened(total=opened.total, done=opened.done)
-        waiting = list(plan.chapters)
-        while waiting:
-            left: list[Chapter] = []
-            for chapter in waiting:
-                if (reason := context.stop_reason()) is not None:
-                    yield RunStopped(reason)
-                    return
-                fresh: dict[str, np.ndarray] = {}  # this pass's decoded audio, so a chapter is not decoded twice
-                finished = yield from self._work_on(plan, chapter, context, voice, fresh)
-                if finished:
-                    yield write_chapter(plan, chapter, sink, context, self.codec, strict=self._strict, decoded=fresh)
-                else:
-                    left.append(chapter)
-            if left:
-                yield Waiting(tuple(c.number for c in left))
-                context.sleep(context.poll_seconds)
-            waiting = left
-        sink.close()
-        finished = context.store.status()
-        flagged = tuple(s.segment_id for s in plan.segments if is_flagged(context.store, context.keys[s.segment_id]))
-        yield JobFinished(total=finished.total, done=finished.done, flagged=flagged)
-
-    def _work_on(
-        self, plan: Plan, chapter: Chapter, context: RunContext, voice: VoicePrompt, fresh: dict[str, np.ndarray]
-    ) -> Iterator[Event]:
-        """Generate the chapter's claimable segments, a batch at a time; True when all are done.
-
-        With overlap, batch k is decoded and verified while batch k + 1 is generated, and is
-        recorded once k + 1 is generated; without, each batch is recorded before the next is claimed."""
-        segments = sorted(plan.segments_of(chapter.number), key=lambda s: s.est_seconds)
-        by_key = {context.keys[s.segment_id]: s for s in segments}
-        in_flight: _Started | None = None
-        with self._runner() as runner:
-            while True:
-                batch = self._next_batch(context, by_key, voice, held=in_flight.batch.keys if in_flight else [])
-                try:
-                    started = None if batch is None else _Started(batch, runner.start(batch))
-                except BaseException:
-                    _record_quietly(self._record_batch(context, in_flight, fresh))
-                    raise
-                yield from self._record_batch(context, in_flight, fresh)
-                in_flight = started
-                if in_flight is not None and not runner.overlap:
-                    yield from self._record_batch(context, in_flight, fresh)
-                    in_flight = None
-                if started is None:
-                    break
-        return len(context.store.done_keys(list(by_key))) == len(by_key)
-
-    def _next_batch(
-        self, context: RunContext, by_key: dict[str, Segment], voice: VoicePrompt, held: list[str]
-    ) -> _Batch | None:
-        """Claim the next batch of the chapter's pending segments (not those in `held`); None when
-        none is pending, the run is stopping, or other runs hold the rest."""
-        done = context.store.done_keys(list(by_key))
-        pending = [k for k in by_key if k not in done and k not in held]
-        if not pending or context.stop_reason() is not None:
-            return None
-        claimed = _claim(context, pending, self.engine.batch_size)
-        if not claimed:
-            return None
-        takes = context.store.takes(claimed)
-        context.log(f"start {' '.join(claimed)}")
-        bases = [takes[k] * ATTEMPTS_PER_TAKE for k in claimed]
-        return _Batch(claimed, [by_key[k] for k in claimed], voice, bases)
-
-    def _record_batch(
-        self, context: RunContext, started: _Started | None, fresh: dict[str, np.ndarray]
-    ) -> Iterator[Event]:
-        if started is None:
-            return
-        batch = started.batch
-        for key, segment, outcome in zip(batch.keys, batch.segments, started.outcomes.result(), strict=True):
-            if self._record(context, key, outcome):
-                fresh[key] = outcome.item.audio
-            yield _done(segment, outcome)
-
-    def _runner(self) -> BatchRunner[_Batch, _Generated, list[_Outcome]]:
-        """Overlap only plain sampling: search scores with the verifiers while it generates."""
-        device_type = getattr(getattr(self.generator, "device", None), "type", "cpu")
-        overlap = self.search is None and overlap_wanted(self.engine.overlap, device_type)
-        return BatchRunner(
-            lambda b: self._generate(b.segments, b.voice, b.bases),
-            lambda b, generated: self._render_verified(b.segments, b.voice, b.bases, generated),
-            overlap=overlap,
-            device_type=device_type,
-        )
-
-    def _record(self, context: RunContext, key: str, outcome: _Outcome) -> bool:
-        """Store the kept attempt; False when another run finished the key first (its codes stand)."""
-        item, verdict = outcome.item, outcome.verdict
-        scores = {} if verdict is None else {**verdict.to_dict(), FLAGGED: not verdict.passed}
-        recorded = context.store.record_done(
-            key,
-            item.result.codes,
-            attempts=outcome.attempts,
-            scores=scores,
-            timings={"seconds": outcome.seconds, "verify_seconds": outcome.verify_seconds, "search": item.search},
-            hit_cap=item.result.hit_cap,
-            worker=context.worker,
-        )
-        context.log(f"done {key} codes={len(item.result.codes)} hit_cap={int(item.result.hit_cap)}")
-        return recorded
-
-    def _render_verified(
-        self,
-        segments: Sequence[Segment],
-        voice: VoicePrompt,
-        bases: Sequence[int],
-        generated: _Generated | None = None,
-    ) -> list[_Outcome]:
-        """Render (or decode what was `generated`), verify, and sample the failing rows again (new
-        seeds, batched), keeping each row's best."""
-        items = self._decode(generated or self._generate(segments, voice, bases))
-        if self.verifier is None or self.verification is None:
-            return [_Outcome(item, None, 1, item.seconds, 0.0) for item in items]
-        history = [[(item, verdict)] for item, verdict in zip(items, self._verify(segments, items), strict=True)]
-        for retry in range(1, self.verification.options.retries + 1):
-            failing = [n for n, tries in enumerate(history) if not tries[-1][1].passed]
-            if not failing:
-                break
-            again = self._render([segments[n] for n in failing], voice, [bases[n] + retry for n in failing])
-            verdicts = self._verify([segments[n] for n in failing], again)
-            for n, item, verdict in zip(failing, again, verdicts, strict=True):
-                history[n].append((item, verdict))
-        return [_best(tries) for tries in history]
-
-    def _verify(self, segments: Sequence[Segment], items: Sequence[_Rendered]) -> list[Verdict]:
-        """Each item's verdict: asked of the verifier in one call, except those the search already has."""
-        from ..verify.composite import VerifyItem
-
-        assert self.verifier is not None
-        todo = [n for n, item in enumerate(items) if item.verdict is None]
-        verdicts: list[Verdict | None] = [item.verdict for item in items]
-        if todo:
-            started = time.monotonic()
-            asked = self.verifier.verify(
-                [VerifyItem(segments[n].text, items[n].audio, items[n].result.hit_cap) for n in todo]
-            )
-            per_row = (time.monotonic() - started) / len(todo)
-            for n, verdict in zip(todo, asked, strict=True):
-                verdicts[n] = verdict
-                items[n].verify_seconds += per_row
-        assert all(v is not None for v in verdicts)
-        return verdicts  # type: ignore[return-value]  # every None was just filled
+            judge = verifier if verifier is not None else CompositeVerifier.signal_only(self.search.lang)
+            scorers = make_scorers(self.codec, self.search.options.score_weights, judge, judge.for_partial_speech())
+            search = SearchRun(self.search.options, self.search.candidates, scorers)
+        return Renderer(self.generator, self.codec, self.sampling, self.engine, verifier, retries, search)
 
     def _search_key(self) -> dict[str, Any] | None:
         return search_key(self.search.options if self.search is not None else None)
@@ -352,64 +164,11 @@ class Synthesizer:
     def _strict(self) -> bool:
         return self.verification is not None and self.verification.options.strict
 
-    # --- generation -----------------------------------------------------------
-
-    def _render(
-        self, segments: Sequence[Segment], voice: VoicePrompt | None, attempts: Sequence[int]
-    ) -> list[_Rendered]:
-        return self._decode(self._generate(segments, voice, attempts))
-
-    def _generate(self, segments: Sequence[Segment], voice: VoicePrompt | None, attempts: Sequence[int]) -> _Generated:
-        started = time.monotonic()
-        requests = [self._request(s, voice, a) for s, a in zip(segments, attempts, strict=True)]
-        if voice is not None and self.search is not None and self.scorers is not None:
-            results, stats, heard = self._search(requests)
-            return _Generated(results, stats, time.monotonic() - started, heard)
-        results = list(self.generator.generate(requests))
-        return _Generated(results, [None] * len(results), time.monotonic() - started)
-
-    def _decode(self, generated: _Generated) -> list[_Rendered]:
-        """Audio for every row: decoded in one call, except what the search's final scorer already heard."""
-        started = time.monotonic()
-        heard = generated.heard or [None] * len(generated.results)
-        todo = [n for n, known in enumerate(heard) if known is None]
-        fresh = self.codec.decode([generated.results[n].codes for n in todo]) if todo else []
-        decoded = dict(zip(todo, fresh, strict=True))
-        per_row = (generated.seconds + time.monotonic() - started) / max(1, len(generated.results))
-        rendered = []
-        for n, (result, stat, known) in enumerate(zip(generated.results, generated.stats, heard, strict=True)):
-            audio, verdict = known if known is not None else (decoded[n], None)
-            # A search's time judging candidates is verification time, not generation time.
-            judging = 0.0 if stat is None else stat["partial_scorer_seconds"] + stat["final_scorer_seconds"]
-            item = _Rendered(audio, result, max(0.0, per_row - judging), judging, search=stat, verdict=verdict)
-            rendered.append(item)
-        return rendered
-
-    def _search(
-        self, requests: list[GenerationRequest]
-    ) -> tuple[list[GenerationResult], list[dict[str, Any] | None], list[tuple[np.ndarray, Verdict | None] | None]]:
-        from ..search.segment_search import search_segments
-
-        assert self.search is not None and self.scorers is not None
-        partial, final = self.scorers
-        found = search_segments(requests, self.search.candidates, partial, final, self.search.options)
-        # The final scorer's verdicts are the run's own when it asked the run's verifier.
-        same_verifier = self.verifier is not None and getattr(final, "verifier", None) is self.verifier
-        heard: list[tuple[np.ndarray, Verdict | None] | None] = []
-        for request, result in zip(requests, found, strict=True):
-            known = final.recall(request.text, result.codes) if hasattr(final, "recall") else None
-            heard.append(None if known is None else (known[0], known[1] if same_verifier else None))
-        return [r.as_generation_result() for r in found], [dataclasses.asdict(r.stats) for r in found], heard
-
-    def _request(self, segment: Segment, voice: VoicePrompt | None, attempt: int) -> GenerationRequest:
-        prompt = self.generator.prompt_tokens(segment.text, voice)
-        cap = token_cap(segment.est_seconds, prompt, self.engine.length_headroom)
-        seed = segment_seed(self.sampling.seed, segment.text, attempt)
-        return GenerationRequest(text=segment.text, seed=seed, max_new_tokens=cap, voice=voice)
-
     # --- the narrator -----------------------------------------------------------
 
-    def _narrator(self, plan: Plan, context: RunContext, voice: VoicePrompt | None) -> Iterator[Event]:
+    def _narrator(
+        self, plan: Plan, context: RunContext, leases: LeaseKeeper, voice: VoicePrompt | None
+    ) -> Iterator[Event]:
         """The job's one voice: the given one, the one a previous run fixed, or a new one."""
         store = context.store
         if voice is not None:
@@ -417,11 +176,13 @@ class Synthesizer:
             return voice
         while (stored := store.load_voice()) is None:
             if _claim(context, [NARRATOR_KEY], 1):
+                leases.hold([NARRATOR_KEY])
                 segment, fixed = self._fix_narrator(plan)
                 store.save_voice(fixed)
                 store.record_done(
                     NARRATOR_KEY, fixed.codes, attempts=1, scores={}, timings={}, hit_cap=False, worker=context.worker
                 )
+                leases.release([NARRATOR_KEY])
                 context.log(f"narrator fixed from segment {segment.segment_id}")
                 yield NarratorFixed(segment, fixed)
                 return fixed
@@ -440,11 +201,126 @@ class Synthesizer:
         is spoken again later with this voice as its prompt, like every other one.
         """
         segment = choose_narrator_segment(plan.segments)
+        renderer = Renderer(self.generator, self.codec, self.sampling, self.engine)
         for attempt in range(NARRATOR_ATTEMPTS):
-            item = self._render([segment], None, [attempt])[0]
+            item = renderer.render([segment], None, [attempt])[0]
             if len(item.result.codes) and not item.result.hit_cap:
                 break
         return segment, VoicePrompt(codes=item.result.codes, text=segment.text)
+
+
+class _Run:
+    """One run's work through the chapters: claim a batch, speak it, record it."""
+
+    def __init__(
+        self, synthesizer: Synthesizer, renderer: Renderer, context: RunContext, leases: LeaseKeeper, voice: VoicePrompt
+    ) -> None:
+        self.synthesizer = synthesizer
+        self.renderer = renderer
+        self.context = context
+        self.leases = leases
+        self.voice = voice
+
+    def work_on(self, plan: Plan, chapter: Chapter, fresh: dict[str, np.ndarray]) -> Iterator[Event]:
+        """Generate the chapter's claimable segments, a batch at a time; True when all are done.
+
+        With overlap, batch k is decoded and verified while batch k + 1 is generated, and is
+        recorded once k + 1 is generated; without, each batch is recorded before the next is claimed."""
+        segments = sorted(plan.segments_of(chapter.number), key=lambda s: s.est_seconds)
+        by_key = {self.context.keys[s.segment_id]: s for s in segments}
+        in_flight: _Started | None = None
+        with self._runner() as runner:
+            while True:
+                batch = self._next_batch(by_key, held=in_flight.batch.keys if in_flight else [])
+                try:
+                    started = None if batch is None else _Started(batch, runner.start(batch))
+                except BaseException as exc:
+                    _record_quietly(self._record_batch(in_flight, fresh))
+                    if batch is not None:
+                        self._give_up(batch.keys, exc)
+                    raise
+                yield from self._record_batch(in_flight, fresh)
+                in_flight = started
+                if in_flight is not None and not runner.overlap:
+                    yield from self._record_batch(in_flight, fresh)
+                    in_flight = None
+                if started is None:
+                    break
+        return len(self.context.store.done_keys(list(by_key))) == len(by_key)
+
+    def _next_batch(self, by_key: dict[str, Segment], held: list[str]) -> _Batch | None:
+        """Claim the next batch of the chapter's pending segments (not those in `held`); None when
+        none is pending, the run is stopping, or other runs hold the rest."""
+        context = self.context
+        done = context.store.done_keys(list(by_key))
+        pending = [k for k in by_key if k not in done and k not in held]
+        if not pending or context.stop_reason() is not None:
+            return None
+        claimed = _claim(context, pending, self.synthesizer.engine.batch_size)
+        if not claimed:
+            return None
+        self.leases.hold(claimed)
+        takes = context.store.takes(claimed)
+        context.log(f"start {' '.join(claimed)}")
+        bases = [takes[k] * ATTEMPTS_PER_TAKE for k in claimed]
+        return _Batch(claimed, [by_key[k] for k in claimed], self.voice, bases)
+
+    def _record_batch(self, started: _Started | None, fresh: dict[str, np.ndarray]) -> Iterator[Event]:
+        if started is None:
+            return
+        batch = started.batch
+        try:
+            outcomes = started.outcomes.result()
+        except BaseException as exc:
+            self._give_up(batch.keys, exc)
+            raise
+        for key, segment, outcome in zip(batch.keys, batch.segments, outcomes, strict=True):
+            if self._record(key, outcome):
+                fresh[key] = outcome.item.audio
+            self.leases.release([key])
+            yield _done(segment, outcome)
+
+    def _runner(self) -> BatchRunner[_Batch, Generated, list[Outcome]]:
+        """Overlap only plain sampling: search scores with the verifiers while it generates."""
+        device_type = self.synthesizer.device.partition(":")[0]
+        overlap = self.renderer.search is None and overlap_wanted(self.synthesizer.engine.overlap, device_type)
+        return BatchRunner(
+            lambda b: self.renderer.generate(b.segments, b.voice, b.bases),
+            lambda b, generated: self.renderer.render_verified(b.segments, b.voice, b.bases, generated),
+            overlap=overlap,
+            device_type=device_type,
+        )
+
+    def _record(self, key: str, outcome: Outcome) -> bool:
+        """Store the kept attempt; False when another run finished the key first (its codes stand)."""
+        item, verdict = outcome.item, outcome.verdict
+        recorded = self.context.store.record_done(
+            key,
+            item.result.codes,
+            attempts=outcome.attempts,
+            scores={} if verdict is None else verdict.to_dict(),
+            timings={"seconds": outcome.seconds, "verify_seconds": outcome.verify_seconds, "search": item.search},
+            hit_cap=item.result.hit_cap,
+            worker=self.context.worker,
+            flagged=verdict is not None and not verdict.passed,
+        )
+        self.context.log(f"done {key} codes={len(item.result.codes)} hit_cap={int(item.result.hit_cap)}")
+        return recorded
+
+    def _give_up(self, keys: Sequence[str], exc: BaseException) -> None:
+        """A batch that raised: an error marks its segments failed (a rerun tries them again); an
+        interruption only frees their claims. Never hides the error on its way out."""
+        self.leases.release(keys)
+        store, worker = self.context.store, self.context.worker
+        try:
+            if isinstance(exc, Exception):
+                for key in keys:
+                    store.record_failure(key, first_line(exc), worker)
+                self.context.log(f"failed {' '.join(keys)}: {first_line(exc)}")
+            else:
+                store.release(keys, worker)
+        except LlasaError:  # the store itself failing (full disk): the original error says more
+            pass
 
 
 def _claim(context: RunContext, keys: list[str], limit: int) -> list[str]:
@@ -481,7 +357,7 @@ def choose_narrator_segment(segments: Sequence[Segment]) -> Segment:
     return max(fitting, key=lambda s: s.est_seconds) if fitting else spoken[0]
 
 
-def _done(segment: Segment, outcome: _Outcome) -> SegmentDone:
+def _done(segment: Segment, outcome: Outcome) -> SegmentDone:
     item, verdict = outcome.item, outcome.verdict
     return SegmentDone(
         segment=segment,

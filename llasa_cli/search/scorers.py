@@ -1,31 +1,27 @@
-"""The search loop's scorers, backed by the codec and the verifiers.
+"""The search loop's scorers, backed by the codec and a verifier.
 
 Partial candidates are scored on what can be judged before the end of a sentence, on their
 newest audio only (see PARTIAL_WINDOW_SECONDS): speaker similarity and the signal checks that
 make sense inside a sentence (no ASR: half a sentence would always mismatch its text).
 Finished candidates are scored by the full verifier on all their audio, its parts weighted by
-`--score-weights`.
+`--score-weights`. The verifiers arrive behind the `SegmentVerifier` protocol, so this module
+loads no model and imports no torch.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import dataclass
 
 import numpy as np
 
 from ..constants import CODES_PER_SECOND, SAMPLES_PER_CODE
 from ..engine.protocols import SpeechCodec
-from ..options import VerifyOptions
-from .segment_search import Candidate, ScoreWeights
-
-# Failure names the signal checks report (signal_checks.py); the rest come from ASR or the speaker check.
-SIGNAL_FAILURES = frozenset(
-    {"empty", "too_short", "too_long", "lead_silence", "trail_silence", "inner_silence", "clipping", "too_quiet",
-     "hit_cap"}
-)  # fmt: skip
+from ..options import ScoreWeights
+from ..verify import signal_checks as sc
+from ..verify.verdict import CER, SIMILARITY, WER, SegmentVerifier, Verdict, VerifyItem
+from .segment_search import Candidate
 
 # A partial candidate is judged on its newest PARTIAL_WINDOW_SECONDS, decoded with the codes of
 # PARTIAL_CONTEXT_SECONDS before them, whose audio is then cut off (the codec looks both ways, so
@@ -36,11 +32,20 @@ PARTIAL_WINDOW_SECONDS = 3.0
 PARTIAL_CONTEXT_SECONDS = 1.0
 # The checks that mean something on a window of a sentence in progress (a long trailing silence
 # there is a stall); speech rate and the silence before the first word need the whole segment.
-PARTIAL_SIGNAL_FAILURES = frozenset({"empty", "inner_silence", "trail_silence", "clipping", "too_quiet"})
+PARTIAL_SIGNAL_FAILURES = frozenset({sc.EMPTY, sc.INNER_SILENCE, sc.TRAIL_SILENCE, sc.CLIPPING, sc.TOO_QUIET})
+
+
+@dataclass(frozen=True)
+class Heard:
+    """A finished candidate as the final scorer heard it: its audio and the verifier's verdict."""
+
+    audio: np.ndarray
+    verdict: Verdict
 
 
 class VerdictScorer:
-    """Decodes candidates' codes (one batch) and ranks them by a verifier's weighted verdict.
+    """A `CandidateScorer`: decodes candidates' codes (one batch) and ranks them by a verifier's
+    weighted verdict.
 
     With `window_seconds`, only each candidate's newest audio is decoded and judged (partial
     candidates), counting only the `signal_failures` checks."""
@@ -48,10 +53,10 @@ class VerdictScorer:
     def __init__(
         self,
         codec: SpeechCodec,
-        verifier: Any,
+        verifier: SegmentVerifier,
         weights: ScoreWeights,
         window_seconds: float | None = None,
-        signal_failures: frozenset[str] = SIGNAL_FAILURES,
+        signal_failures: frozenset[str] = sc.SIGNAL_FAILURES,
     ) -> None:
         self.codec = codec
         self.verifier = verifier
@@ -59,11 +64,9 @@ class VerdictScorer:
         self.window_codes = None if window_seconds is None else round(window_seconds * CODES_PER_SECOND)
         self.signal_failures = signal_failures
         self.codec_seconds = 0.0  # running total, read by the search for its statistics
-        self._heard: dict[tuple[str, bytes], tuple[np.ndarray, Any]] = {}
+        self._heard: dict[tuple[str, bytes], Heard] = {}
 
     def score(self, items: Sequence[Candidate]) -> list[float]:
-        from ..verify.composite import VerifyItem
-
         windows = [self._window(np.asarray(c.codes, dtype=np.int64)) for c in items]
         begin = time.perf_counter()
         decoded = self.codec.decode([codes for codes, _ in windows])
@@ -74,11 +77,12 @@ class VerdictScorer:
         )
         if self.window_codes is None:
             self._heard = {
-                _heard_key(c.request.text, c.codes): (a, v) for c, a, v in zip(items, audio, verdicts, strict=True)
+                _heard_key(c.request.text, c.codes): Heard(a, v)
+                for c, a, v in zip(items, audio, verdicts, strict=True)
             }
         return [self._combine(v) for v in verdicts]
 
-    def recall(self, text: str, codes: np.ndarray) -> tuple[np.ndarray, Any] | None:
+    def recall(self, text: str, codes: np.ndarray) -> Heard | None:
         """The audio and verdict of a candidate judged whole in this scorer's last call, so the
         pipeline need not decode and verify the chosen one again; None when it was not judged."""
         return self._heard.get(_heard_key(text, codes))
@@ -91,10 +95,10 @@ class VerdictScorer:
         lead = min(start, round(PARTIAL_CONTEXT_SECONDS * CODES_PER_SECOND))
         return codes[start - lead :], lead * SAMPLES_PER_CODE
 
-    def _combine(self, verdict: Any) -> float:
+    def _combine(self, verdict: Verdict) -> float:
         signal_failed = len(self.signal_failures.intersection(verdict.failures))
-        error = verdict.metrics.get("wer", verdict.metrics.get("cer"))
-        similarity = verdict.metrics.get("similarity")
+        error = verdict.metrics.get(WER, verdict.metrics.get(CER))
+        similarity = verdict.metrics.get(SIMILARITY)
         return self.weights.combine(1.0 - signal_failed / len(self.signal_failures), error, similarity)
 
 
@@ -102,23 +106,18 @@ def _heard_key(text: str, codes: np.ndarray) -> tuple[str, bytes]:
     return text, np.asarray(codes, dtype=np.int64).tobytes()
 
 
+@dataclass(frozen=True)
+class Scorers:
+    """The search's two judges: the partial scorer prunes beams, the final scorer ranks finished candidates."""
+
+    partial: VerdictScorer
+    final: VerdictScorer
+
+
 def make_scorers(
-    verifier: Any | None,
-    reference_audio: np.ndarray,
-    codec: SpeechCodec,
-    weights: ScoreWeights,
-    lang: str,
-) -> tuple[VerdictScorer, VerdictScorer]:
-    """(partial, final) scorers sharing the run's loaded models; signal checks only without a verifier."""
-    from ..verify.composite import CompositeVerifier
-
-    if not isinstance(verifier, CompositeVerifier):
-        signal_only = CompositeVerifier(VerifyOptions(check_asr=False, check_speaker=False), None, None, None, lang)
-        return _partial_scorer(codec, signal_only, weights), VerdictScorer(codec, signal_only, weights)
-    partial_options = dataclasses.replace(verifier.options, check_asr=False)
-    partial = CompositeVerifier(partial_options, None, verifier.embedder, reference_audio, lang)
-    return _partial_scorer(codec, partial, weights), VerdictScorer(codec, verifier, weights)
-
-
-def _partial_scorer(codec: SpeechCodec, verifier: Any, weights: ScoreWeights) -> VerdictScorer:
-    return VerdictScorer(codec, verifier, weights, PARTIAL_WINDOW_SECONDS, PARTIAL_SIGNAL_FAILURES)
+    codec: SpeechCodec, weights: ScoreWeights, final_verifier: SegmentVerifier, partial_verifier: SegmentVerifier
+) -> Scorers:
+    """A partial scorer judging each candidate's newest audio with `partial_verifier` (which should
+    skip ASR), and a final scorer judging finished candidates whole with `final_verifier`."""
+    partial = VerdictScorer(codec, partial_verifier, weights, PARTIAL_WINDOW_SECONDS, PARTIAL_SIGNAL_FAILURES)
+    return Scorers(partial, VerdictScorer(codec, final_verifier, weights))

@@ -4,8 +4,8 @@ Plain logic over small protocols (no torch, no particular verifier). `CandidateG
 makes one root row per request (the LM prefills each prompt once); `extend(state, branches,
 n_tokens)` grows every branch in ONE batch, after which the generator's rows are the branches
 in order and a later `Branch.parent` indexes them (the LM selects / repeats KV-cache rows).
-`PartialScorer` (process reward: e.g. speaker similarity + signal checks on partial audio) prunes
-between beam steps; `FinalScorer` (outcome reward: ASR error + speaker similarity, combined with
+`CandidateScorer` (process reward: e.g. speaker similarity + signal checks on partial audio) prunes
+between beam steps; `CandidateScorer` (outcome reward: ASR error + speaker similarity, combined with
 `ScoreWeights`) ranks finished candidates. Higher is better; NaN ranks last.
 
 Beam search, per segment: the root branches into N*M candidates, then each step grows every live
@@ -20,7 +20,7 @@ Seeds: a child's seed hashes (parent seed, step, child index) and the generator'
 on (seed, token index) only, so a segment's result does not depend on its batch. Best-of
 candidate 0 keeps the segment's seed: `best_of=1` is exactly plain generation.
 
-The options (`SearchOptions`, `ScoreWeights`, their limits and modes) are in search_options.py.
+The options (`SearchOptions`, `ScoreWeights`, their limits and modes) are in llasa_cli/options.py.
 """
 
 from __future__ import annotations
@@ -34,48 +34,8 @@ from typing import Any, Protocol, TypeVar
 
 import numpy as np
 
-from ..engine.protocols import GenerationRequest, GenerationResult
-
-# The options live in search_options.py; re-exported so `from .segment_search import SearchOptions` keeps working.
-from .options import (
-    DEFAULT_BEAM_CANDIDATES,
-    DEFAULT_BEAM_STEP_SECONDS,
-    MAX_BEAM_CANDIDATES,
-    MAX_BEAM_STEP_SECONDS,
-    MAX_SEARCH_WIDTH,
-    MIN_BEAM_STEP_SECONDS,
-    MODE_BEAM,
-    MODE_BEST_OF,
-    MODE_PLAIN,
-    ScoreWeights,
-    SearchOptions,
-)
-
-__all__ = [
-    "DEFAULT_BEAM_CANDIDATES",
-    "DEFAULT_BEAM_STEP_SECONDS",
-    "MAX_BEAM_CANDIDATES",
-    "MAX_BEAM_STEP_SECONDS",
-    "MAX_SEARCH_WIDTH",
-    "MIN_BEAM_STEP_SECONDS",
-    "MODE_BEAM",
-    "MODE_BEST_OF",
-    "MODE_PLAIN",
-    "Branch",
-    "Candidate",
-    "CandidateGenerator",
-    "Extension",
-    "FinalScorer",
-    "PartialScorer",
-    "ScoreWeights",
-    "SearchOptions",
-    "SearchResult",
-    "SearchStats",
-    "Started",
-    "best_of_seed",
-    "candidate_seed",
-    "search_segments",
-]
+from ..engine.protocols import Branch, CandidateGenerator, GenerationRequest, GenerationResult
+from ..options import MODE_BEAM, SearchOptions
 
 _SEED_MASK = (1 << 63) - 1
 _SEED_DOMAIN = b"llasa-cli/search-candidate/v1"
@@ -84,45 +44,6 @@ T = TypeVar("T")
 
 
 # -- protocols -------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Branch:
-    """One new candidate: continue the generator's row `parent` with noise from `seed`, adding
-    at most `limit` tokens (the extension stops earlier at the stop token)."""
-
-    parent: int
-    seed: int
-    limit: int
-
-
-@dataclass(frozen=True)
-class Extension:
-    """What a branch added: codes (int64, never the stop token) and whether it emitted the stop token."""
-
-    tokens: np.ndarray
-    ended: bool
-
-
-@dataclass(frozen=True)
-class Started:
-    """The generator's opaque state after `start`, and each request's token cap (prompt clipped to context)."""
-
-    state: Any
-    caps: tuple[int, ...]
-
-
-class CandidateGenerator(Protocol):
-    """Grows candidates in batches; see the module docstring for the row semantics."""
-
-    @property
-    def forward_calls(self) -> int:
-        """LM forward passes so far (a running count)."""
-        ...
-
-    def start(self, requests: Sequence[GenerationRequest]) -> Started: ...
-
-    def extend(self, state: Any, branches: Sequence[Branch], n_tokens: int) -> list[Extension]: ...
 
 
 @dataclass(frozen=True)
@@ -140,11 +61,15 @@ class Candidate:
         return self.ended or self.hit_cap
 
 
-class PartialScorer(Protocol):
-    def score(self, items: Sequence[Candidate]) -> list[float]: ...
+class CandidateScorer(Protocol):
+    """Judges candidates: one score each, higher is better (NaN ranks last)."""
 
+    @property
+    def codec_seconds(self) -> float:
+        """Seconds spent so far decoding candidates to audio: a running total (0 for scorers that need no
+        audio), which the search books on each segment by its share of a call's candidates."""
+        ...
 
-class FinalScorer(Protocol):
     def score(self, items: Sequence[Candidate]) -> list[float]: ...
 
 
@@ -264,19 +189,19 @@ def _top(scores: Sequence[float], keep: int) -> list[int]:
 
 
 def _score_batched(
-    scorer: PartialScorer | FinalScorer,
+    scorer: CandidateScorer,
     groups: Sequence[tuple[_Segment, list[_Beam]]],
 ) -> tuple[list[list[float]], float]:
     """One scorer call over every group's candidates; the scores split back per group, and the time.
 
-    A scorer with a running `codec_seconds` total (the adapters' decode time) has the part of
-    this call spent decoding booked on each group's segment, by its share of the candidates."""
+    The part of the call the scorer spent decoding is booked on each group's segment, by its share of
+    the candidates."""
     items = [segment.candidate(beam) for segment, beams in groups for beam in beams]
-    codec_before = getattr(scorer, "codec_seconds", 0.0)
+    codec_before = scorer.codec_seconds
     scores, seconds = _timed(lambda: list(scorer.score(items)))
     if len(scores) != len(items):
         raise ValueError(f"the scorer returned {len(scores)} scores for {len(items)} candidates")
-    codec = getattr(scorer, "codec_seconds", 0.0) - codec_before
+    codec = scorer.codec_seconds - codec_before
     out, start = [], 0
     for segment, beams in groups:
         out.append([float(s) for s in scores[start : start + len(beams)]])
@@ -291,8 +216,8 @@ def _score_batched(
 def search_segments(
     requests: Sequence[GenerationRequest],
     generator: CandidateGenerator,
-    partial_scorer: PartialScorer | None,
-    final_scorer: FinalScorer | None,
+    partial_scorer: CandidateScorer | None,
+    final_scorer: CandidateScorer | None,
     options: SearchOptions,
 ) -> list[SearchResult]:
     """Search every request's segment at once (their candidates share each LM batch and scorer call).
@@ -382,7 +307,7 @@ def _beam_step(
     segments: Sequence[_Segment],
     generator: CandidateGenerator,
     state: Any,
-    scorer: PartialScorer,
+    scorer: CandidateScorer,
     options: SearchOptions,
     step: int,
 ) -> None:
@@ -402,7 +327,7 @@ def _beam_step(
     _prune([(segment, by_segment[segment.index]) for segment in segments], scorer, options.width)
 
 
-def _prune(groups: Sequence[tuple[_Segment, list[_Beam]]], scorer: PartialScorer, width: int) -> None:
+def _prune(groups: Sequence[tuple[_Segment, list[_Beam]]], scorer: CandidateScorer, width: int) -> None:
     """Each segment keeps its best children for its free slots (scored only where there are too many)."""
     to_score = []
     for segment, children in groups:
@@ -445,7 +370,7 @@ def _best_of(segments: Sequence[_Segment], generator: CandidateGenerator, state:
         segment.done.append(child)
 
 
-def _choose(segments: Sequence[_Segment], scorer: FinalScorer | None) -> list[tuple[_Beam, float]]:
+def _choose(segments: Sequence[_Segment], scorer: CandidateScorer | None) -> list[tuple[_Beam, float]]:
     """Each segment's best terminal candidate: among the ended ones (the capped ones if none ended),
     by the final scorer, all segments in one call; a lone candidate is taken without scoring."""
     pools = [[beam for beam in segment.done if beam.ended] or segment.done for segment in segments]

@@ -1,4 +1,5 @@
-"""Pronunciation lexicon: a TSV of `written<TAB>spoken` pairs the user controls.
+"""Pronunciation lexicon: `written -> spoken` pairs the user controls (read from a TSV file by
+`options.load_lexicon`), applied to the text before any built-in rule.
 
 Matching is whole-word (CJK characters do not count as word neighbours) and case-aware:
 - a written form with any capital letter (`NASA`, `Siobhan`) matches exactly that spelling;
@@ -12,48 +13,12 @@ from __future__ import annotations
 
 import functools
 import re
-from pathlib import Path
 
-from ..errors import LexiconError
+from ..options import Lexicon
 
-Lexicon = tuple[tuple[str, str], ...]
-COMMENT_PREFIX = "#"
 # A letter or digit that is not CJK: Chinese is written without spaces, so a CJK
 # neighbour never makes a match "part of a word" (我的GPU很快 still matches GPU).
 _WORD_CHAR_NOT_CJK = r"[^\W\u2e80-\u9fff\uf900-\ufaff\U00020000-\U0003ffff]"
-FIELD_SEPARATOR = "\t"
-
-
-def load_lexicon(path: str | Path) -> Lexicon:
-    """Read a lexicon file. Blank lines and lines starting with `#` are ignored.
-
-    Raises LexiconError naming the file (and the line, for a malformed or conflicting entry).
-    """
-    path = Path(path)
-    try:
-        text = path.read_bytes().decode("utf-8-sig")
-    except FileNotFoundError as exc:
-        raise LexiconError(f"{path}: no such lexicon file") from exc
-    except IsADirectoryError as exc:
-        raise LexiconError(f"{path}: is a directory, not a lexicon file") from exc
-    except UnicodeDecodeError as exc:
-        raise LexiconError(f"{path}: lexicon is not UTF-8 (bad byte at offset {exc.start})") from exc
-    except OSError as exc:
-        raise LexiconError(f"{path}: cannot read the lexicon ({exc.strerror or exc})") from exc
-    entries: dict[str, tuple[str, int]] = {}
-    for number, line in enumerate(text.splitlines(), start=1):
-        stripped = line.strip()
-        if not stripped or stripped.startswith(COMMENT_PREFIX):
-            continue
-        fields = [field.strip() for field in line.split(FIELD_SEPARATOR)]
-        if len(fields) != 2 or not all(fields):
-            raise LexiconError(f"{path}, line {number}: expected 'written<TAB>spoken', got {stripped!r}")
-        written, spoken = fields
-        if written in entries and entries[written][0] != spoken:
-            first = entries[written][1]
-            raise LexiconError(f"{path}, line {number}: {written!r} is already defined on line {first}")
-        entries.setdefault(written, (spoken, number))
-    return tuple((written, spoken) for written, (spoken, _) in entries.items())
 
 
 def apply_lexicon(text: str, lexicon: Lexicon) -> list[tuple[str, bool]]:

@@ -25,7 +25,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from ..constants import SAMPLE_RATE
-from ..errors import InvalidOptionError, ModelLoadError, ModelNotFoundError
+from ..errors import InvalidOptionError, ModelLoadError, ModelNotFoundError, first_line
 
 WHISPER_WEIGHTS_FILE = "model.safetensors"
 WHISPER_DIMS_FILE = "dims.json"
@@ -268,7 +268,7 @@ def load_faster_whisper(spec: str, device: str, batch_size: int = DEFAULT_ASR_BA
         raise ModelLoadError(
             "--asr-backend faster-whisper needs the faster-whisper package (pip install faster-whisper)"
         ) from exc
-    from ..engine.loading import resolve_spec
+    from ..engine.hub import resolve_spec
 
     ct2_device = "cuda" if device.startswith("cuda") else "cpu"
     source = resolve_spec(spec, aliases={})  # ModelNotFoundError for a path that does not exist
@@ -281,7 +281,7 @@ def load_faster_whisper(spec: str, device: str, batch_size: int = DEFAULT_ASR_BA
     try:
         model = WhisperModel(location, device=ct2_device, compute_type=CT2_COMPUTE_TYPE[ct2_device])
     except (RuntimeError, ValueError, OSError) as exc:
-        raise ModelLoadError(f"cannot load faster-whisper model {spec!r}: {_first_line(exc)}") from exc
+        raise ModelLoadError(f"cannot load faster-whisper model {spec!r}: {first_line(exc)}") from exc
     return FasterWhisperTranscriber(model, batch_size)
 
 
@@ -302,11 +302,6 @@ def _faster_whisper_download(name: str) -> str:
             f"(python -c \"from faster_whisper import WhisperModel; WhisperModel('{name}')\") "
             "or pass --asr-model FOLDER (a CTranslate2 Whisper folder)"
         ) from exc
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def save_whisper_folder(model: Any, folder: Path) -> None:

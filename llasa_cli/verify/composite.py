@@ -1,135 +1,30 @@
-"""Verifying synthesised segments: signal checks, ASR (WER/CER) and speaker similarity, combined.
+"""The verifier a run uses: signal checks, ASR (WER/CER) and speaker similarity, combined.
 
-`load_verifier(options, device, reference_audio, lang)` gives a `SegmentVerifier`; its
-`verify(items)` takes a batch of `VerifyItem`s and returns one `Verdict` per item. Retrying is the
-caller's: regenerate the failing items with a new seed, verify again, and keep the best attempt
-(`best_attempt`: passing attempts first, then the highest score).
+`load_verifier(options, device, reference_audio, lang)` loads the models the options ask for and
+gives a `CompositeVerifier`, a `SegmentVerifier` (verdict.py). Its score (higher is better, 0..1)
+is the default `ScoreWeights` mean of the parts that ran: 1 - min(WER or CER, 1), max(similarity,
+0) and the share of signal checks passed.
 
-Score (higher is better, 0..1): a weighted mean of the parts that ran:
-ASR_WEIGHT * (1 - min(WER or CER, 1)) + SPEAKER_WEIGHT * max(similarity, 0)
-+ SIGNAL_WEIGHT * (share of signal checks passed), divided by the weights used.
-
-This module imports no torch: the models load inside `load_verifier`.
+This module imports no torch: the models load inside `load_verifier_models`.
 """
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Any, Protocol
 
 import numpy as np
 
-from ..options import VerifyOptions
+from ..options import ScoreWeights, VerifyOptions
 from . import signal_checks as sc
 from .asr import Transcriber
 from .signal_checks import SignalReport, check_signal
 from .speaker import SpeakerEmbedder, cosine_similarity
+from .verdict import CER, SIMILARITY, SPEAKER, Verdict, VerifyItem
 
-ASR_WEIGHT = 0.5
-SPEAKER_WEIGHT = 0.3
-SIGNAL_WEIGHT = 0.2
-SPEAKER = "speaker"
-SIMILARITY = "similarity"
-WER = "wer"
-CER = "cer"
-
-FAILURE_HELP = {
-    sc.EMPTY: "no audible speech",
-    sc.TOO_SHORT: "audio too short for its text (early stop or skipped words)",
-    sc.TOO_LONG: "audio too long for its text (runaway babble or stalls)",
-    sc.LEAD_SILENCE: "long silence before the speech",
-    sc.TRAIL_SILENCE: "long silence after the speech",
-    sc.INNER_SILENCE: "long pause inside the speech",
-    sc.CLIPPING: "clipped samples",
-    sc.TOO_QUIET: "speech too quiet",
-    sc.HIT_CAP: "generation hit its token cap (runaway)",
-    WER: "transcript differs from the text",
-    CER: "transcript differs from the text",
-    SPEAKER: "voice differs from the reference",
-}
-
-
-@dataclass(frozen=True)
-class VerifyItem:
-    """One synthesised segment: the text it should say and its 16 kHz mono audio."""
-
-    text: str
-    audio: np.ndarray
-    hit_cap: bool = False  # generation stopped at max_new_tokens, not at the end-of-speech token
-
-
-@dataclass(frozen=True)
-class Verdict:
-    passed: bool
-    score: float  # higher is better; ranks attempts at one segment
-    metrics: dict[str, float] = field(default_factory=dict, hash=False)
-    failures: tuple[str, ...] = ()
-    transcript: str | None = None  # None when ASR did not run
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready: every number finite, failures as a list."""
-        return {
-            "passed": self.passed,
-            "score": round(self.score, 4),
-            "failures": list(self.failures),
-            "transcript": self.transcript,
-            **{name: _json_number(value) for name, value in self.metrics.items()},
-        }
-
-
-class SegmentVerifier(Protocol):
-    def verify(self, items: Sequence[VerifyItem]) -> list[Verdict]: ...
-
-
-def _json_number(value: float) -> float:
-    return round(float(np.nan_to_num(value, nan=0.0, posinf=1e9, neginf=-1e9)), 6)
-
-
-def best_attempt(verdicts: Sequence[Verdict]) -> int:
-    """Index of the attempt to keep: a passing one before any failing one, then the highest
-    score, then the earliest."""
-    if not verdicts:
-        raise ValueError("best_attempt needs at least one verdict")
-    return max(range(len(verdicts)), key=lambda i: (verdicts[i].passed, verdicts[i].score, -i))
-
-
-def failure_limits(options: VerifyOptions, lang: str = "en") -> dict[str, tuple[str, str, float]]:
-    """failure name -> (metric, comparison that passes, limit), for messages and reports."""
-    return {
-        sc.EMPTY: ("voiced_s", ">=", sc.MIN_VOICED_SECONDS),
-        sc.TOO_SHORT: ("seconds_per_char", ">=", options.min_seconds_per_char),
-        sc.TOO_LONG: ("seconds_per_char", "<=", options.max_seconds_per_char),
-        sc.LEAD_SILENCE: ("lead_silence_s", "<=", options.max_lead_silence),
-        sc.TRAIL_SILENCE: ("trail_silence_s", "<=", options.max_trail_silence),
-        sc.INNER_SILENCE: ("inner_silence_s", "<=", options.max_inner_silence),
-        sc.CLIPPING: ("clipping_share", "<=", options.max_clipping),
-        sc.TOO_QUIET: ("rms_dbfs", ">=", options.min_rms_dbfs),
-        sc.HIT_CAP: ("hit_cap", "<=", 0.0),
-        WER: (WER, "<=", options.max_wer),
-        CER: (CER, "<=", options.max_cer),
-        SPEAKER: (SIMILARITY, ">=", options.similarity_threshold),
-    }
-
-
-def describe_failures(verdict: Verdict, options: VerifyOptions) -> list[str]:
-    """One line per failure, e.g. `wer 0.62 (limit <= 0.3): transcript differs from the text`."""
-    limits = failure_limits(options)
-    lines = []
-    for name in verdict.failures:
-        metric, comparison, limit = limits[name]
-        value = verdict.metrics.get(metric, float("nan"))
-        lines.append(f"{name}: {metric} {value:.3g} (limit {comparison} {limit:g}): {FAILURE_HELP[name]}")
-    return lines
-
-
-def combine_score(signal: SignalReport, error: float | None, similarity: float | None) -> float:
-    parts = [(SIGNAL_WEIGHT, sum(c.passed for c in signal.checks) / max(len(signal.checks), 1))]
-    if error is not None:
-        parts.append((ASR_WEIGHT, 1.0 - min(max(error, 0.0), 1.0)))
-    if similarity is not None:
-        parts.append((SPEAKER_WEIGHT, max(similarity, 0.0)))
-    return sum(w * v for w, v in parts) / sum(w for w, _ in parts)
+# How a verdict's score weighs its parts; the search's ranking takes its weights from --score-weights.
+VERDICT_WEIGHTS = ScoreWeights()
 
 
 class CompositeVerifier:
@@ -153,13 +48,18 @@ class CompositeVerifier:
         if self.embedder is not None and reference_audio is not None:
             self.reference = self.embedder.embed([reference_audio])[0]
 
-    @property
-    def checks_asr(self) -> bool:
-        return self.transcriber is not None
+    @classmethod
+    def signal_only(cls, lang: str = "en") -> CompositeVerifier:
+        """The model-free checks alone, at their default thresholds (what search ranks by with --no-verify)."""
+        return cls(VerifyOptions(check_asr=False, check_speaker=False), None, None, None, lang)
 
-    @property
-    def checks_speaker(self) -> bool:
-        return self.reference is not None
+    def for_partial_speech(self) -> CompositeVerifier:
+        """The same checks less ASR, sharing this verifier's models and reference embedding: for
+        search's partial candidates, where half a sentence would always mismatch its text."""
+        partial = copy.copy(self)
+        partial.options = dataclasses.replace(self.options, check_asr=False)
+        partial.transcriber = None
+        return partial
 
     def verify(self, items: Sequence[VerifyItem]) -> list[Verdict]:
         items = list(items)
@@ -207,32 +107,26 @@ class CompositeVerifier:
             metrics[SIMILARITY] = similarity
             if similarity < self.options.similarity_threshold:
                 failures.append(SPEAKER)
-        score = combine_score(signal, error, similarity)
+        signal_passed = sum(c.passed for c in signal.checks) / max(len(signal.checks), 1)
+        score = VERDICT_WEIGHTS.combine(signal_passed, error, similarity)
         return Verdict(not failures, score, metrics, tuple(failures), transcript)
-
-
-class DisabledVerifier:
-    """`--no-verify`: every segment passes unexamined."""
-
-    def verify(self, items: Sequence[VerifyItem]) -> list[Verdict]:
-        return [Verdict(passed=True, score=1.0) for _ in items]
 
 
 def load_verifier(
     options: VerifyOptions, device: str, reference_audio: np.ndarray | None, lang: str = "en"
-) -> SegmentVerifier:
+) -> CompositeVerifier:
     """The verifier `options` describe, its models on `device` (`auto` allowed).
 
     The speaker model is loaded only when there is a reference clip to compare with."""
-    if not options.enabled:
-        return DisabledVerifier()
     transcriber, embedder = load_verifier_models(options, device, speaker=reference_audio is not None)
     return CompositeVerifier(options, transcriber, embedder, reference_audio, lang)
 
 
-def load_verifier_models(options: VerifyOptions, device: str, speaker: bool = True) -> tuple[Any, Any]:
+def load_verifier_models(
+    options: VerifyOptions, device: str, speaker: bool = True
+) -> tuple[Transcriber | None, SpeakerEmbedder | None]:
     """(transcriber, speaker embedder) that `options` ask for, each None when its check is off."""
-    from ..engine.loading import pick_device
+    from ..engine.devices import pick_device
 
     device, _ = pick_device(device)
     transcriber = None

@@ -48,6 +48,10 @@ INNER_SILENCE = "inner_silence"
 CLIPPING = "clipping"
 TOO_QUIET = "too_quiet"
 HIT_CAP = "hit_cap"
+# Every failure a signal check can report; the rest come from ASR or the speaker check.
+SIGNAL_FAILURES = frozenset(
+    {EMPTY, TOO_SHORT, TOO_LONG, LEAD_SILENCE, TRAIL_SILENCE, INNER_SILENCE, CLIPPING, TOO_QUIET, HIT_CAP}
+)
 
 
 @dataclass(frozen=True)

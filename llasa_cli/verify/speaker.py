@@ -23,7 +23,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from ..constants import SAMPLE_RATE
-from ..errors import InvalidOptionError, ModelLoadError
+from ..errors import InvalidOptionError, ModelLoadError, first_line
 
 WAVLM = "wavlm"
 ECAPA = "ecapa"
@@ -128,7 +128,7 @@ def load_wavlm_embedder(spec: str, device: str, batch_size: int = DEFAULT_EMBED_
     """`WavLMForXVector` + feature extractor from a hub id or local folder (never remote code)."""
     from transformers import AutoConfig, AutoFeatureExtractor, WavLMForXVector
 
-    from ..engine.loading import load_pretrained, resolve_spec
+    from ..engine.hub import load_pretrained, resolve_spec
 
     source = resolve_spec(spec, aliases={})
     config = load_pretrained(AutoConfig.from_pretrained, source, "speaker model")
@@ -162,7 +162,7 @@ def load_ecapa_embedder(spec: str, device: str) -> EcapaEmbedder:
     except Exception as exc:  # ImportError, or torchaudio failing to load its native library
         raise ModelLoadError(
             "--speaker-backend ecapa needs speechbrain (and a torchaudio matching torch), which cannot be "
-            f"imported here ({_first_line(exc)}); use --speaker-backend wavlm"
+            f"imported here ({type(exc).__name__}: {first_line(exc)}); use --speaker-backend wavlm"
         ) from exc
     try:
         encoder = EncoderClassifier.from_hparams(source=spec, run_opts={"device": device})
@@ -171,8 +171,3 @@ def load_ecapa_embedder(spec: str, device: str) -> EcapaEmbedder:
     if encoder is None:
         raise ModelLoadError(f"cannot load the ECAPA speaker model {spec!r}")
     return EcapaEmbedder(encoder)
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__

@@ -24,8 +24,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
-WER = "wer"
-CER = "cer"
+from .verdict import CER, WER
+
 CER_LANGS = frozenset({"zh"})
 _BRACKETS = re.compile(r"[()\[\]<>{}]")
 
@@ -93,16 +93,3 @@ def error_rate(reference: str, hypothesis: str, lang: str = "en") -> ErrorRate:
         reference=normalize_text(reference, lang),
         hypothesis=normalize_text(hypothesis, lang),
     )
-
-
-def word_error_rate(reference: str, hypothesis: str) -> float:
-    return error_rate(reference, hypothesis, "en").rate
-
-
-def char_error_rate(reference: str, hypothesis: str, lang: str = "zh") -> float:
-    """CER over letters and digits (for English text too, if asked: a finer measure than WER)."""
-    ref = [c for c in normalize_text(reference, lang) if c.isalnum()]
-    hyp = [c for c in normalize_text(hypothesis, lang) if c.isalnum()]
-    if not ref:
-        return 0.0 if not hyp else 1.0
-    return edit_distance(ref, hyp) / len(ref)

@@ -62,7 +62,7 @@ def encode_clip(
     warn: Warn | None = None,
 ) -> VoicePrompt:
     """Load, check, shorten (at a pause) and encode a reference clip; transcribe it if no text is given."""
-    from .store import cut_at_pause
+    from .clips import cut_at_pause
 
     if text is not None and not text.strip():
         raise VoiceError(f"{clip}: the transcript is empty; pass what the clip says with {TRANSCRIPT_OPTIONS}")
@@ -87,7 +87,7 @@ def encode_clip(
 def _load_checked(clip: Path, warn: Warn | None) -> np.ndarray:
     """The clip as 16 kHz mono, refused (VoiceError naming it) if unreadable, silent or too short."""
     from ..audio.audio_io import load_audio
-    from .store import check_voice_clip
+    from .clips import check_voice_clip
 
     if not clip.exists():
         raise VoiceError(f"voice clip not found: {clip}; check the path")

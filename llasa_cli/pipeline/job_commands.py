@@ -1,0 +1,175 @@
+"""What can be done with a job folder after (or while) `synth` runs: its status, what verification
+found, rebuilding its chapter files, and choosing segments to synthesise again.
+
+Each function takes the job folder (`job_folder.find_job_folder`) and returns plain data for the
+CLI to show; none loads the language model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from statistics import mean
+from typing import Any
+
+from ..errors import InputNotFoundError, InvalidOptionError
+from ..job.keys import keys_for, search_key
+from ..job.store import JobStore
+from ..text.manuscript import Manuscript
+from ..text.plan import Plan, Segment
+from ..text.planner import build_plan
+from .chapter_writer import write_chapter
+from .events import ChapterHeld, ChapterWritten
+from .job_folder import stored_request
+from .request import RunRequest
+from .run import open_sink
+from .run_context import RunContext
+
+REPORT_METRICS = ("wer", "cer", "similarity")
+STITCH_WORKER = "stitch"
+
+
+def job_status(folder: Path) -> dict[str, Any]:
+    """Progress per chapter: done, failed, pending, minutes of audio, and an ETA from the work so far."""
+    with JobStore.open(folder) as store:
+        job = store.status()
+        work_seconds, audio_seconds = store.work_rate()
+    rtf = work_seconds / audio_seconds if audio_seconds else None
+    eta = job.pending_est_seconds * rtf if rtf is not None else None
+    return {
+        "total": job.total,
+        "done": job.done,
+        "failed": job.failed,
+        "pending": job.pending,
+        "done_audio_seconds": round(job.done_seconds, 2),
+        "pending_est_seconds": round(job.pending_est_seconds, 2),
+        "real_time_factor": None if rtf is None else round(rtf, 4),
+        "eta_seconds": None if eta is None else round(eta, 1),
+        "chapters": [
+            {
+                "chapter": c.chapter,
+                "total": c.total,
+                "done": c.done,
+                "failed": c.failed,
+                "pending": c.pending,
+                "done_audio_seconds": round(c.done_seconds, 2),
+            }
+            for c in job.chapters
+        ],
+    }
+
+
+def verification_report(folder: Path) -> dict[str, Any]:
+    """Flagged segments (text vs transcript, scores, attempts) and verification totals."""
+    with JobStore.open(folder) as store:
+        finished = [p for p in store.plan_records() if p.record.status == "done"]
+    flagged = [
+        {
+            "id": f"{p.chapter}.{p.index}",
+            "text": p.text,
+            "transcript": (p.record.scores or {}).get("transcript"),
+            "failures": (p.record.scores or {}).get("failures", []),
+            "metrics": (p.record.scores or {}).get("metrics", {}),
+            "attempts": p.record.attempts,
+        }
+        for p in finished
+        if p.record.flagged
+    ]
+    metrics = [(p.record.scores or {}).get("metrics", {}) for p in finished]
+    totals = {name: _mean([m[name] for m in metrics if name in m]) for name in REPORT_METRICS}
+    work = sum((p.record.timings or {}).get("seconds", 0.0) for p in finished)
+    verifying = sum((p.record.timings or {}).get("verify_seconds", 0.0) for p in finished)
+    return {
+        "segments_done": len(finished),
+        "segments_verified": sum(1 for p in finished if p.record.scores),
+        "flagged": flagged,
+        "mean_wer": totals["wer"],
+        "mean_cer": totals["cer"],
+        "mean_similarity": totals["similarity"],
+        "retries": sum(max(0, p.record.attempts - 1) for p in finished),
+        "verify_time_share": round(verifying / (work + verifying), 4) if work + verifying else None,
+    }
+
+
+def _mean(values: list[float]) -> float | None:
+    return round(mean(values), 4) if values else None
+
+
+@dataclass(frozen=True)
+class StitchResult:
+    """The chapters `stitch_job` wrote, and those it could not because segments are missing."""
+
+    written: tuple[ChapterWritten, ...]
+    unfinished: tuple[int, ...]
+
+
+def stitch_job(
+    folder: Path, outdir: Path, on_written: Callable[[ChapterWritten], None] = lambda written: None
+) -> StitchResult:
+    """Rebuild every finished chapter file from stored codes (the codec loads; the LM does not),
+    telling `on_written` of each chapter as it is written."""
+    from ..engine.devices import pick_device
+    from ..engine.loading import load_codec
+
+    with JobStore.open(folder) as store:
+        request, manuscript = stored_request(store)
+        plan = build_plan(manuscript, request.text)
+        voice = store.load_voice()
+        if voice is None:
+            raise InputNotFoundError(f"the job in {outdir} has no finished narrator yet: nothing to stitch")
+        device, _ = pick_device(request.engine.device)
+        codec = load_codec(request.engine.codec, device)
+        context = RunContext(
+            store=store,
+            worker=STITCH_WORKER,
+            keys=keys_for(plan, request.engine, request.sampling, voice, search_key(request.search)),
+        )
+        sink = open_sink(request, manuscript)
+        done = store.done_keys(list(context.keys.values()))
+        written: list[ChapterWritten] = []
+        unfinished: list[int] = []
+        for chapter in plan.chapters:
+            if all(context.keys[s.segment_id] in done for s in plan.segments_of(chapter.number)):
+                chapter_written = write_chapter(plan, chapter, sink, context, codec, force=True)
+                assert not isinstance(chapter_written, ChapterHeld)  # only --strict holds chapters back
+                on_written(chapter_written)
+                written.append(chapter_written)
+            else:
+                unfinished.append(chapter.number)
+    return StitchResult(tuple(written), tuple(unfinished))
+
+
+@dataclass(frozen=True)
+class Redo:
+    """A job reset for `redo`: the request and manuscript to run again, and the segments chosen."""
+
+    request: RunRequest
+    manuscript: Manuscript
+    plan: Plan
+    segments: tuple[Segment, ...]
+
+
+def prepare_redo(folder: Path, segment_ids: Sequence[str], chapters: Sequence[int]) -> Redo:
+    """Forget the chosen segments' results (they become pending as a new take, with fresh seeds);
+    run the returned request through `synthesize` to speak them again and rebuild their chapters."""
+    if not segment_ids and not chapters:
+        raise InvalidOptionError("redo needs --segment ID or --chapter N")
+    with JobStore.open(folder) as store:
+        request, manuscript = stored_request(store)
+        plan = build_plan(manuscript, request.text)
+        voice = store.load_voice()
+        keys = keys_for(plan, request.engine, request.sampling, voice, search_key(request.search)) if voice else {}
+        chosen = _choose(plan, segment_ids, chapters)
+        store.reset([keys[s.segment_id] for s in chosen if s.segment_id in keys])
+    return Redo(request, manuscript, plan, tuple(chosen))
+
+
+def _choose(plan: Plan, segment_ids: Sequence[str], chapters: Sequence[int]) -> list[Segment]:
+    known = {s.segment_id for s in plan.segments}
+    unknown = [i for i in segment_ids if i not in known]
+    numbers = {c.number for c in plan.chapters}
+    unknown += [str(n) for n in chapters if n not in numbers]
+    if unknown:
+        raise InvalidOptionError(f"no such segment or chapter in this job: {', '.join(unknown)} (see `llasa split`)")
+    return [s for s in plan.segments if s.segment_id in segment_ids or s.chapter in chapters]

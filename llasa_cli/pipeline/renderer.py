@@ -1,0 +1,213 @@
+"""Speaking one batch of segments: generate (or search), decode, verify, and sample failing rows again.
+
+A `Renderer` holds what one run speaks with: the models, the sampling and engine options, and,
+once the narrator is known, the run's verifier and the search's scorers. `render_verified` gives
+each segment's kept attempt (`Outcome`): passing attempts first, then the best score. Rows are
+seeded from (run seed, text, attempt), so an attempt's codes do not depend on its batch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..constants import CODES_PER_SECOND, CONTEXT_TOKENS
+from ..engine.protocols import (
+    CandidateGenerator,
+    GenerationRequest,
+    GenerationResult,
+    SpeechCodec,
+    SpeechGenerator,
+    VoicePrompt,
+)
+from ..engine.sampling import segment_seed
+from ..options import EngineOptions, SamplingOptions, SearchOptions
+from ..search.scorers import Scorers
+from ..search.segment_search import search_segments
+from ..text.plan import Segment
+from ..verify.verdict import SegmentVerifier, Verdict, VerifyItem, best_attempt
+
+# Every segment may emit at least this many codes (about a second), whatever its estimate,
+# so a very short text ("I.") is never cut off by the cap.
+MIN_TOKEN_CAP = CODES_PER_SECOND
+
+
+def token_cap(est_seconds: float, prompt_tokens: int, headroom: float) -> int:
+    """Most codes a segment may generate: its estimate with headroom, within the context."""
+    wanted = max(MIN_TOKEN_CAP, math.ceil(est_seconds * CODES_PER_SECOND * headroom))
+    room = CONTEXT_TOKENS - prompt_tokens
+    return max(0, min(wanted, room))
+
+
+@dataclass
+class Rendered:
+    """One attempt at a segment: its audio and codes, and what it cost."""
+
+    audio: np.ndarray
+    result: GenerationResult
+    seconds: float = 0.0
+    verify_seconds: float = 0.0
+    search: dict[str, Any] | None = None  # the search's compute: tokens, LM calls, scorer calls and times
+    verdict: Verdict | None = None  # the run's verifier's verdict, when the search already asked it
+
+
+@dataclass(frozen=True)
+class Generated:
+    """A batch's codes straight from the language model (or the search), before decoding."""
+
+    results: list[GenerationResult]
+    stats: list[dict[str, Any] | None]  # the search's compute per row (None: plain sampling)
+    seconds: float
+    # Per row, the audio and (None: not the run's verifier's) verdict the search's final scorer
+    # already produced for the chosen candidate; None where it did not judge it.
+    heard: list[tuple[np.ndarray, Verdict | None] | None] | None = None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The attempt kept for a segment, its verdict (None: not verified), and what all attempts cost."""
+
+    item: Rendered
+    verdict: Verdict | None
+    attempts: int
+    seconds: float
+    verify_seconds: float
+
+
+@dataclass(frozen=True)
+class SearchRun:
+    """A run's verifier-guided search: its options, the LM as a branching generator, and its judges."""
+
+    options: SearchOptions
+    candidates: CandidateGenerator
+    scorers: Scorers
+
+
+class Renderer:
+    """Speaks batches of segments for one run (see the module docstring)."""
+
+    def __init__(
+        self,
+        generator: SpeechGenerator,
+        codec: SpeechCodec,
+        sampling: SamplingOptions,
+        engine: EngineOptions,
+        verifier: SegmentVerifier | None = None,
+        retries: int = 0,
+        search: SearchRun | None = None,
+    ) -> None:
+        self.generator = generator
+        self.codec = codec
+        self.sampling = sampling
+        self.engine = engine
+        self.verifier = verifier
+        self.retries = retries
+        self.search = search
+
+    def render_verified(
+        self,
+        segments: Sequence[Segment],
+        voice: VoicePrompt | None,
+        bases: Sequence[int],
+        generated: Generated | None = None,
+    ) -> list[Outcome]:
+        """Render (or decode what was `generated`), verify, and sample the failing rows again (new
+        seeds, batched), keeping each row's best."""
+        items = self.decode(generated or self.generate(segments, voice, bases))
+        if self.verifier is None:
+            return [Outcome(item, None, 1, item.seconds, 0.0) for item in items]
+        history = [[(item, verdict)] for item, verdict in zip(items, self._verify(segments, items), strict=True)]
+        for retry in range(1, self.retries + 1):
+            failing = [n for n, tries in enumerate(history) if not tries[-1][1].passed]
+            if not failing:
+                break
+            again = self.render([segments[n] for n in failing], voice, [bases[n] + retry for n in failing])
+            verdicts = self._verify([segments[n] for n in failing], again)
+            for n, item, verdict in zip(failing, again, verdicts, strict=True):
+                history[n].append((item, verdict))
+        return [_best(tries) for tries in history]
+
+    def render(self, segments: Sequence[Segment], voice: VoicePrompt | None, attempts: Sequence[int]) -> list[Rendered]:
+        """Each segment spoken once (no verification), seeded by its attempt number."""
+        return self.decode(self.generate(segments, voice, attempts))
+
+    def generate(self, segments: Sequence[Segment], voice: VoicePrompt | None, attempts: Sequence[int]) -> Generated:
+        """The batch's codes: searched when the run searches (and has a voice to judge by), else sampled."""
+        started = time.monotonic()
+        requests = [self._request(s, voice, a) for s, a in zip(segments, attempts, strict=True)]
+        if voice is not None and self.search is not None:
+            results, stats, heard = self._search(requests, self.search)
+            return Generated(results, stats, time.monotonic() - started, heard)
+        results = list(self.generator.generate(requests))
+        return Generated(results, [None] * len(results), time.monotonic() - started)
+
+    def decode(self, generated: Generated) -> list[Rendered]:
+        """Audio for every row: decoded in one call, except what the search's final scorer already heard."""
+        started = time.monotonic()
+        heard = generated.heard or [None] * len(generated.results)
+        todo = [n for n, known in enumerate(heard) if known is None]
+        fresh = self.codec.decode([generated.results[n].codes for n in todo]) if todo else []
+        decoded = dict(zip(todo, fresh, strict=True))
+        per_row = (generated.seconds + time.monotonic() - started) / max(1, len(generated.results))
+        rendered = []
+        for n, (result, stat, known) in enumerate(zip(generated.results, generated.stats, heard, strict=True)):
+            audio, verdict = known if known is not None else (decoded[n], None)
+            # A search's time judging candidates is verification time, not generation time.
+            judging = 0.0 if stat is None else stat["partial_scorer_seconds"] + stat["final_scorer_seconds"]
+            item = Rendered(audio, result, max(0.0, per_row - judging), judging, search=stat, verdict=verdict)
+            rendered.append(item)
+        return rendered
+
+    def _verify(self, segments: Sequence[Segment], items: Sequence[Rendered]) -> list[Verdict]:
+        """Each item's verdict: asked of the verifier in one call, except those the search already has."""
+        assert self.verifier is not None
+        todo = [n for n, item in enumerate(items) if item.verdict is None]
+        verdicts: list[Verdict | None] = [item.verdict for item in items]
+        if todo:
+            started = time.monotonic()
+            asked = self.verifier.verify(
+                [VerifyItem(segments[n].text, items[n].audio, items[n].result.hit_cap) for n in todo]
+            )
+            per_row = (time.monotonic() - started) / len(todo)
+            for n, verdict in zip(todo, asked, strict=True):
+                verdicts[n] = verdict
+                items[n].verify_seconds += per_row
+        assert all(v is not None for v in verdicts)
+        return verdicts  # type: ignore[return-value]  # every None was just filled
+
+    def _search(
+        self, requests: list[GenerationRequest], search: SearchRun
+    ) -> tuple[list[GenerationResult], list[dict[str, Any] | None], list[tuple[np.ndarray, Verdict | None] | None]]:
+        scorers = search.scorers
+        found = search_segments(requests, search.candidates, scorers.partial, scorers.final, search.options)
+        heard: list[tuple[np.ndarray, Verdict | None] | None] = []
+        for request, result in zip(requests, found, strict=True):
+            known = scorers.final.recall(request.text, result.codes)
+            # With a verifier the final scorer judged with it; without one, by the signal checks
+            # alone, which is no verdict to keep.
+            verdict = None if known is None or self.verifier is None else known.verdict
+            heard.append(None if known is None else (known.audio, verdict))
+        return [r.as_generation_result() for r in found], [dataclasses.asdict(r.stats) for r in found], heard
+
+    def _request(self, segment: Segment, voice: VoicePrompt | None, attempt: int) -> GenerationRequest:
+        prompt = self.generator.prompt_tokens(segment.text, voice)
+        cap = token_cap(segment.est_seconds, prompt, self.engine.length_headroom)
+        seed = segment_seed(self.sampling.seed, segment.text, attempt)
+        return GenerationRequest(text=segment.text, seed=seed, max_new_tokens=cap, voice=voice)
+
+
+def _best(tries: list[tuple[Rendered, Verdict]]) -> Outcome:
+    item, verdict = tries[best_attempt([v for _, v in tries])]
+    return Outcome(
+        item,
+        verdict,
+        attempts=len(tries),
+        seconds=sum(i.seconds for i, _ in tries),
+        verify_seconds=sum(i.verify_seconds for i, _ in tries),
+    )

@@ -1,0 +1,145 @@
+"""What verification says about a segment, and the protocol every verifier follows.
+
+A `SegmentVerifier` takes a batch of `VerifyItem`s (text + audio) and returns one `Verdict` per
+item: passed or not, a score that ranks attempts at one segment (higher is better, 0..1), the
+metrics measured, the names of the checks that failed, and the transcript when ASR ran. Retrying
+is the caller's: regenerate the failing items with a new seed, verify again, and keep the best
+attempt (`best_attempt`). `verdict_checks` lays a verdict out against its thresholds.
+
+NumPy only: nothing here loads a model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+from ..options import VerifyOptions
+from . import signal_checks as sc
+
+# Names of the model-based checks, next to the signal checks' names (signal_checks.py).
+WER = "wer"
+CER = "cer"
+SPEAKER = "speaker"
+SIMILARITY = "similarity"
+
+FAILURE_HELP = {
+    sc.EMPTY: "no audible speech",
+    sc.TOO_SHORT: "audio too short for its text (early stop or skipped words)",
+    sc.TOO_LONG: "audio too long for its text (runaway babble or stalls)",
+    sc.LEAD_SILENCE: "long silence before the speech",
+    sc.TRAIL_SILENCE: "long silence after the speech",
+    sc.INNER_SILENCE: "long pause inside the speech",
+    sc.CLIPPING: "clipped samples",
+    sc.TOO_QUIET: "speech too quiet",
+    sc.HIT_CAP: "generation hit its token cap (runaway)",
+    WER: "transcript differs from the text",
+    CER: "transcript differs from the text",
+    SPEAKER: "voice differs from the reference",
+}
+
+
+@dataclass(frozen=True)
+class VerifyItem:
+    """One synthesised segment: the text it should say and its 16 kHz mono audio."""
+
+    text: str
+    audio: np.ndarray
+    hit_cap: bool = False  # generation stopped at max_new_tokens, not at the end-of-speech token
+
+
+@dataclass(frozen=True)
+class Verdict:
+    passed: bool
+    score: float  # higher is better; ranks attempts at one segment
+    metrics: dict[str, float] = field(default_factory=dict, hash=False)
+    failures: tuple[str, ...] = ()
+    transcript: str | None = None  # None when ASR did not run
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: every number finite, failures as a list."""
+        return {
+            "passed": self.passed,
+            "score": round(self.score, 4),
+            "failures": list(self.failures),
+            "transcript": self.transcript,
+            **{name: _json_number(value) for name, value in self.metrics.items()},
+        }
+
+
+class SegmentVerifier(Protocol):
+    def verify(self, items: Sequence[VerifyItem]) -> list[Verdict]: ...
+
+    def for_partial_speech(self) -> SegmentVerifier:
+        """This verifier for speech cut off mid-sentence (search's partial candidates): the same
+        models and thresholds, less the checks that need the whole sentence (ASR)."""
+        ...
+
+
+def _json_number(value: float) -> float:
+    return round(float(np.nan_to_num(value, nan=0.0, posinf=1e9, neginf=-1e9)), 6)
+
+
+def best_attempt(verdicts: Sequence[Verdict]) -> int:
+    """Index of the attempt to keep: a passing one before any failing one, then the highest
+    score, then the earliest."""
+    if not verdicts:
+        raise ValueError("best_attempt needs at least one verdict")
+    return max(range(len(verdicts)), key=lambda i: (verdicts[i].passed, verdicts[i].score, -i))
+
+
+def failure_limits(options: VerifyOptions) -> dict[str, tuple[str, str, float]]:
+    """failure name -> (metric, comparison that passes, limit), for messages and reports."""
+    return {
+        sc.EMPTY: ("voiced_s", ">=", sc.MIN_VOICED_SECONDS),
+        sc.TOO_SHORT: ("seconds_per_char", ">=", options.min_seconds_per_char),
+        sc.TOO_LONG: ("seconds_per_char", "<=", options.max_seconds_per_char),
+        sc.LEAD_SILENCE: ("lead_silence_s", "<=", options.max_lead_silence),
+        sc.TRAIL_SILENCE: ("trail_silence_s", "<=", options.max_trail_silence),
+        sc.INNER_SILENCE: ("inner_silence_s", "<=", options.max_inner_silence),
+        sc.CLIPPING: ("clipping_share", "<=", options.max_clipping),
+        sc.TOO_QUIET: ("rms_dbfs", ">=", options.min_rms_dbfs),
+        sc.HIT_CAP: ("hit_cap", "<=", 0.0),
+        WER: (WER, "<=", options.max_wer),
+        CER: (CER, "<=", options.max_cer),
+        SPEAKER: (SIMILARITY, ">=", options.similarity_threshold),
+    }
+
+
+@dataclass(frozen=True)
+class CheckRow:
+    """One check that ran on a clip: its metric against the limit that passes."""
+
+    check: str
+    metric: str
+    value: float
+    comparison: str  # ">=" or "<="
+    limit: float
+    passed: bool
+
+    @property
+    def help(self) -> str:
+        """What a failure of this check usually means."""
+        return FAILURE_HELP[self.check]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "check": self.check,
+            "metric": self.metric,
+            "value": round(self.value, 6),
+            "comparison": self.comparison,
+            "limit": self.limit,
+            "passed": self.passed,
+        }
+
+
+def verdict_checks(verdict: Verdict, options: VerifyOptions) -> list[CheckRow]:
+    """One row per check that ran (its metric was measured), in a fixed order."""
+    return [
+        CheckRow(name, metric, float(verdict.metrics[metric]), comparison, limit, name not in verdict.failures)
+        for name, (metric, comparison, limit) in failure_limits(options).items()
+        if metric in verdict.metrics
+    ]
