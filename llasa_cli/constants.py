@@ -18,7 +18,6 @@ DEFAULT_MAX_SEGMENT_SECONDS = 12.0
 CHARS_PER_SECOND = 15.0
 # Chinese is read at about 4-5 characters (syllables) a second; CJK characters count at this rate.
 CJK_CHARS_PER_SECOND = 4.5
-MIN_SEGMENT_SECONDS = 0.3
 
 # Reference voice clips longer than this are cut at a pause so the prompt leaves room.
 MAX_VOICE_SECONDS = 15.0

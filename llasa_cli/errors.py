@@ -98,17 +98,6 @@ class JobBusyError(LlasaError):
     exit_code = 33
 
 
-def all_error_classes() -> list[type[LlasaError]]:
-    """Every concrete domain error, for documentation and the exit-code table test."""
-    seen: list[type[LlasaError]] = []
-    stack: list[type[LlasaError]] = [LlasaError]
-    while stack:
-        cls = stack.pop()
-        seen.append(cls)
-        stack.extend(cls.__subclasses__())
-    return seen
-
-
 def first_line(exc: BaseException) -> str:
     """The first line of an exception's message (its type's name when it has none), for one-line errors."""
     text = str(exc).strip()

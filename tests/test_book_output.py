@@ -12,7 +12,6 @@ import pytest
 import soundfile as sf
 
 from llasa_cli.audio.acx import check_acx
-from llasa_cli.audio.m4b import read_audiobook_info
 from llasa_cli.cli.app import main
 from llasa_cli.engine.protocols import VoicePrompt
 from llasa_cli.job.store import JobStore
@@ -24,6 +23,7 @@ from llasa_cli.pipeline.run_context import RunContext
 from llasa_cli.pipeline.synthesizer import Synthesizer
 
 from .fakes import FakeCodec, FakeGenerator
+from .m4b_reader import read_audiobook_info
 from .test_epub import build_book
 
 MARKDOWN = """---

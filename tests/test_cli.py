@@ -35,9 +35,20 @@ def readme_exit_codes() -> dict[int, str]:
     return {int(m.group(1)): m.group(2) for m in re.finditer(r"^\| (\d+) \| (.+) \|$", table, re.M)}
 
 
+def all_error_classes() -> list[type[errors.LlasaError]]:
+    """Every domain error class."""
+    seen: list[type[errors.LlasaError]] = []
+    stack: list[type[errors.LlasaError]] = [errors.LlasaError]
+    while stack:
+        cls = stack.pop()
+        seen.append(cls)
+        stack.extend(cls.__subclasses__())
+    return seen
+
+
 def test_every_error_exit_code_is_documented_and_distinct_per_input_error():
     documented = readme_exit_codes()
-    for cls in errors.all_error_classes():
+    for cls in all_error_classes():
         assert cls.exit_code in documented, f"{cls.__name__} exit code {cls.exit_code} missing from README"
     input_errors = [
         errors.InputNotFoundError,

@@ -8,17 +8,11 @@ import numpy as np
 import pytest
 
 from llasa_cli.audio.audio_io import find_ffmpeg, load_audio
-from llasa_cli.audio.m4b import (
-    ChapterMark,
-    chapter_marks,
-    extract_cover,
-    ffmetadata_text,
-    parse_ffmetadata,
-    read_audiobook_info,
-    write_m4b,
-)
+from llasa_cli.audio.m4b import ChapterMark, chapter_marks, ffmetadata_text, write_m4b
 from llasa_cli.errors import ExportError, InvalidOptionError
 from llasa_cli.text.metadata import BookMetadata
+
+from .m4b_reader import extract_cover, parse_ffmetadata, read_audiobook_info
 
 SR = 16_000
 TOLERANCE_MS = 3

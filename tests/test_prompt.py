@@ -55,7 +55,7 @@ def test_prompt_with_voice_matches_design(tokenizer, vocab) -> None:
     voice = VoicePrompt(codes=np.array([5, 0, CODEBOOK_SIZE - 1, 5], dtype=np.int64), text="This is my voice.")
     ids = build_prompt_ids(tokenizer, vocab, "Hello, world.", voice)
     assert ids == expected_ids(tokenizer, "This is my voice. Hello, world.", [5, 0, CODEBOOK_SIZE - 1, 5])
-    assert np.array_equal(vocab.ids_to_codes(np.array(ids[-4:])), voice.codes)
+    assert np.array_equal(vocab.id_to_code[np.array(ids[-4:])], voice.codes)
 
 
 def test_prompt_does_not_depend_on_todays_date(tokenizer, vocab) -> None:
@@ -72,13 +72,12 @@ def test_codes_and_ids_round_trip(tokenizer, vocab) -> None:
     codes = np.array([0, 1, 2, 999, CODEBOOK_SIZE - 1, 1], dtype=np.int64)
     ids = vocab.codes_to_ids(codes)
     assert ids.tolist() == tokenizer.convert_tokens_to_ids([speech_token(int(c)) for c in codes])
-    assert np.array_equal(vocab.ids_to_codes(ids), codes)
-    assert vocab.ids_to_codes(vocab.code_to_id).tolist() == list(range(CODEBOOK_SIZE))
+    assert np.array_equal(vocab.id_to_code[ids], codes)
+    assert vocab.id_to_code[vocab.code_to_id].tolist() == list(range(CODEBOOK_SIZE))
 
 
 def test_non_speech_ids_are_not_codes(vocab) -> None:
-    with pytest.raises(ValueError):
-        vocab.ids_to_codes(np.array([vocab.start_id]))
+    assert vocab.id_to_code[[vocab.start_id, vocab.end_id]].tolist() == [-1, -1]
     with pytest.raises(ValueError):
         vocab.codes_to_ids(np.array([-1]))
 

@@ -12,12 +12,11 @@ from llasa_cli.engine import sampling
 from llasa_cli.engine.sampling import (
     apply_repetition_penalty,
     apply_top_k,
-    apply_top_p,
-    mask_disallowed,
     row_uniform,
     sample_next,
     segment_seed,
     step_seed,
+    top_p_drop_mask,
 )
 from llasa_cli.options import SamplingOptions
 
@@ -91,21 +90,15 @@ def test_top_k_keeps_the_k_best() -> None:
 def test_top_p_keeps_the_smallest_set_reaching_p() -> None:
     probs = torch.tensor([[0.05, 0.5, 0.15, 0.3]])
     logits = probs.log()
-    assert torch.isfinite(apply_top_p(logits, 0.8)).tolist() == [[False, True, False, True]]
-    assert torch.isfinite(apply_top_p(logits, 0.81)).tolist() == [[False, True, True, True]]
-    assert torch.isfinite(apply_top_p(logits, 0.1)).tolist() == [[False, True, False, False]]
-    assert torch.equal(apply_top_p(logits, 1.0), logits)
+    assert (~top_p_drop_mask(logits, 0.8)).tolist() == [[False, True, False, True]]
+    assert (~top_p_drop_mask(logits, 0.81)).tolist() == [[False, True, True, True]]
+    assert (~top_p_drop_mask(logits, 0.1)).tolist() == [[False, True, False, False]]
 
 
 def test_repetition_penalty_lowers_seen_ids_only() -> None:
     logits = torch.tensor([[2.0, -2.0, 2.0]])
     seen = torch.tensor([[True, True, False]])
     assert apply_repetition_penalty(logits, seen, 2.0).tolist() == [[1.0, -4.0, 2.0]]
-
-
-def test_mask_disallowed() -> None:
-    out = mask_disallowed(torch.zeros(2, 3), torch.tensor([True, False, True]))
-    assert out[:, 1].eq(NEG_INF).all() and out[:, 0].eq(0).all()
 
 
 def test_greedy_is_argmax_and_ignores_seeds() -> None:
@@ -216,7 +209,7 @@ def test_every_draw_lies_in_the_top_p_set(top_p: float) -> None:
 
 def test_top_p_set_matches_the_sorted_rule_without_ties() -> None:
     logits = _logit_sets()["wide"]
-    kept = torch.isfinite(apply_top_p(logits, 0.9))
+    kept = ~top_p_drop_mask(logits, 0.9)
     picks = sample_next(logits, SamplingOptions(temperature=1.0, top_p=0.9), list(range(6)), step=0)
     assert kept.gather(-1, picks.unsqueeze(-1)).all()
 

@@ -51,10 +51,6 @@ class ChapterAudio:
     def seconds(self) -> float:
         return len(self.audio) / self.sample_rate
 
-    def spans_seconds(self) -> list[tuple[float, float]]:
-        """(start, end) of each piece in seconds, e.g. for subtitles."""
-        return [(s / self.sample_rate, e / self.sample_rate) for s, e in zip(self.starts, self.ends, strict=True)]
-
 
 @dataclass(frozen=True)
 class LoudnessResult:

@@ -79,16 +79,6 @@ class SpeechVocab:
             raise ValueError(f"speech codes must be in 0..{CODEBOOK_SIZE - 1}")
         return self.code_to_id[codes]
 
-    def ids_to_codes(self, ids: np.ndarray) -> np.ndarray:
-        """Codes of speech-token ids; ValueError if any id is not a speech token."""
-        ids = np.asarray(ids, dtype=np.int64)
-        if ids.size and (ids.min() < 0 or ids.max() >= self.id_to_code.size):
-            raise ValueError("token id out of the vocabulary")
-        codes = self.id_to_code[ids]
-        if codes.size and codes.min() < 0:
-            raise ValueError("not every token id is a speech token")
-        return codes
-
 
 def _unk_id(tokenizer: Any) -> int | None:
     return getattr(tokenizer, "unk_token_id", None)

@@ -7,9 +7,8 @@ tokens alone, in any batch, or resumed after a crash.
 
 The filters act on [B, V] float logits, row by row: repetition penalty, temperature, top-k
 (`filter_logits`); top-p is applied by the sampler itself, by rejection, which needs no sort of
-the 65,537 speech ids (see TOP_P_DRAWS). `mask_disallowed` sets every id outside an allowed
-set to -inf; the generator instead scores only the allowed ids (speech tokens + end).
-torch is imported inside the functions, so `segment_seed` costs no torch import.
+the 65,537 speech ids (see TOP_P_DRAWS). The generator scores only the allowed ids (speech tokens
++ end), so nothing else can be drawn. torch is imported inside the functions, so `segment_seed` costs no torch import.
 """
 
 from __future__ import annotations
@@ -47,11 +46,6 @@ def step_seed(row_seed: int, step: int) -> int:
     return _splitmix64(_splitmix64(row_seed & _MASK64) ^ (step & _MASK64)) & _SEED_MASK
 
 
-def mask_disallowed(logits: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
-    """Set every id where the [V] bool mask `allowed` is False to -inf."""
-    return logits.masked_fill(~allowed.to(logits.device), float("-inf"))
-
-
 def apply_repetition_penalty(logits: torch.Tensor, seen: torch.Tensor | None, penalty: float) -> torch.Tensor:
     """CTRL-style penalty on ids already in the row ([B, V] bool `seen`): divide positive logits, multiply negative."""
     import torch
@@ -72,19 +66,10 @@ def apply_top_k(logits: torch.Tensor, top_k: int) -> torch.Tensor:
     return logits.masked_fill(logits < kth, float("-inf"))
 
 
-def apply_top_p(logits: torch.Tensor, top_p: float) -> torch.Tensor:
-    """Keep each row's smallest set of most likely ids whose probability reaches `top_p` (always >= 1 id).
-
-    The sampler does not call this (it samples top-p by rejection, see `sample_next`); it is the
-    rule written out for callers and tests. The sampler's exact fallback applies the same mask
-    (`_sorted_drop_mask`) to probabilities instead of logits."""
-    if top_p >= 1.0:
-        return logits
-    return logits.masked_fill(_sorted_drop_mask(logits, top_p), float("-inf"))
-
-
-def _sorted_drop_mask(logits: torch.Tensor, top_p: float) -> torch.Tensor:
-    """[..., V] bool: the ids top-p drops (a full sort; the mass before each id reaching top_p)."""
+def top_p_drop_mask(logits: torch.Tensor, top_p: float) -> torch.Tensor:
+    """[..., V] bool: the ids top-p drops, by its definition: a full sort, dropping each id whose more
+    likely ids already hold `top_p` of the mass (the likeliest id is always kept). The sampler's
+    exact fallback; its rejection path draws from the same set without sorting."""
     import torch
 
     sorted_logits, order = torch.sort(logits, dim=-1, descending=True)
@@ -215,7 +200,7 @@ def _draw_exact(filtered: torch.Tensor, probs: torch.Tensor, top_p: float, unifo
     """Inverse-CDF draws over each row's sorted top-p set; a row with no finite logit gets its argmax."""
     import torch
 
-    weights = probs if top_p >= 1.0 else probs.masked_fill(_sorted_drop_mask(filtered, top_p), 0.0)
+    weights = probs if top_p >= 1.0 else probs.masked_fill(top_p_drop_mask(filtered, top_p), 0.0)
     weights = weights.nan_to_num(nan=0.0)
     picked = _invert_cdf(weights, uniforms)
     usable = weights.gather(-1, picked.unsqueeze(-1)).squeeze(-1) > 0

@@ -50,8 +50,6 @@ MIGRATIONS: list[tuple[str, ...]] = [
         "UPDATE segments SET flagged = 1 WHERE json_extract(scores, '$.flagged') = 1",
     ),
 ]
-SCHEMA_VERSION = len(MIGRATIONS)
-
 
 
 # --- error mapping ----------------------------------------------------------
@@ -150,5 +148,3 @@ def connect(path: Path, busy_timeout_s: float) -> sqlite3.Connection:
         conn.close()
         raise
     return conn
-
-
