@@ -1,4 +1,4 @@
-"""Named limits of the model, the codec and the text pipeline (DESIGN.md sections 1-2)."""
+"""Named limits of the model, the codec and the text pipeline."""
 
 from __future__ import annotations
 

@@ -310,11 +310,11 @@ MODE_BEAM = "beam"
 MODE_BEST_OF = "best_of"
 
 
-
 @dataclass(frozen=True)
 class ScoreWeights:
     """How the final scorer's adapter combines its verifiers (the search itself only sees floats).
-    The defaults and `combine` follow verify.py's `combine_score`: a weighted mean, 0..1."""
+    The defaults are also how a verdict's own score weighs its parts (`verify.composite`): a
+    weighted mean, 0..1."""
 
     asr: float = 0.5  # weight of 1 - min(WER or CER, 1)
     speaker: float = 0.3  # weight of max(cosine similarity to the narrator, 0)

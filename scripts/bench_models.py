@@ -35,7 +35,7 @@ import numpy as np
 
 from llasa_cli.constants import CHARS_PER_SECOND, CODEBOOK_SIZE, CODES_PER_SECOND
 
-# Llasa-1B is Llama-3.2-1B's shape (DESIGN 4); speed does not depend on the weights' values.
+# Llasa-1B is Llama-3.2-1B's shape; speed does not depend on the weights' values.
 LLASA_1B_LM = {"hidden_size": 2048, "intermediate_size": 8192, "num_hidden_layers": 16, "num_attention_heads": 32}
 LLASA_1B_LM |= {"num_key_value_heads": 8, "rope_theta": 500_000.0, "max_position_embeddings": 131_072}
 LLASA_1B_LM["tie_word_embeddings"] = True

@@ -126,3 +126,56 @@ def test_synth_needs_a_file_or_text(capsys):
 def test_synth_dry_run_prints_the_plan_without_models(capsys):
     assert main(["synth", str(SAMPLE), "--dry-run", "--model", "/nonexistent"]) == 0
     assert "04-" in capsys.readouterr().out
+
+
+def installed_llasa() -> str:
+    """The `llasa` entry point pip installed beside this Python."""
+    script = Path(sys.executable).with_name("llasa")
+    if not script.exists():
+        pytest.skip("the llasa entry point is not installed next to this Python")
+    return str(script)
+
+
+def test_version_through_the_installed_command():
+    from llasa_cli import __version__
+
+    result = subprocess.run([installed_llasa(), "--version"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"llasa-cli {__version__}"
+
+
+def test_synth_help_groups_its_options_in_panels():
+    result = subprocess.run(
+        [installed_llasa(), "synth", "--help"], capture_output=True, text=True, timeout=60, env={"COLUMNS": "200"}
+    )
+    assert result.returncode == 0, result.stderr
+    panels = re.findall(r"^╭─ (.+?) ─", result.stdout, re.M)
+    groups = ["Input and text", "Models and device", "Sampling", "Search", "Verification", "Audio output"]
+    assert [p for p in panels if p not in ("Arguments", "Options")] == [*groups, "Job control"]
+    for flag in ("--beam", "--max-wer", "--loudness", "--max-minutes", "--temperature", "--device", "--lexicon"):
+        assert flag in result.stdout
+
+
+def test_every_option_of_every_command_has_help_text():
+    import typer.main
+
+    from llasa_cli.cli.app import app
+
+    def commands(group, path=()):
+        for name, command in group.commands.items():
+            if hasattr(command, "commands"):
+                yield from commands(command, (*path, name))
+            else:
+                yield (*path, name), command
+
+    group = typer.main.get_command(app)
+    missing = [
+        f"llasa {' '.join(path)} {param.opts[0]}"
+        for path, command in commands(group)
+        for param in command.params
+        if param.param_type_name == "option" and param.name != "help" and not (param.help or "").strip()
+    ]
+    assert missing == []
+    listed = {path[-1] for path, _ in commands(group)}
+    assert {"split", "synth", "verify", "status", "stitch", "redo", "report", "check"} <= listed
+    assert {"add", "list", "remove"} <= listed  # llasa voice ...

@@ -44,7 +44,7 @@ from llasa_cli.pipeline.run_context import RunContext
 from tests.fakes import FakeCodec, FakeGenerator
 
 GIB = 1 << 30
-# Llasa-1B is Llama-3.2-1B's shape (DESIGN 4); 8B is Llama-3.1-8B's.
+# Llasa-1B is Llama-3.2-1B's shape; 8B is Llama-3.1-8B's.
 LLASA_1B = {
     "hidden_size": 2048,
     "intermediate_size": 8192,
@@ -387,6 +387,9 @@ def test_run_events_batch_at_the_size_auto_resolved_to(tmp_path: Path) -> None:
 
 class _NullSink:
     """A chapter sink that keeps nothing (the test looks at the batches only)."""
+
+    def destination(self, chapter) -> str:
+        return "null"
 
     def exists(self, chapter) -> bool:
         return False

@@ -1,4 +1,4 @@
-"""The prompt is DESIGN 1's, token for token, and speech codes map to token ids both ways."""
+"""The prompt is the one Llasa was trained on, token for token, and speech codes map to token ids both ways."""
 
 from __future__ import annotations
 

@@ -153,7 +153,7 @@ def test_bad_options_name_the_flag(kwargs, flag) -> None:
 
 def test_score_weights() -> None:
     default = ScoreWeights()
-    assert (default.asr, default.speaker, default.signal) == (0.5, 0.3, 0.2)  # verify.py's
+    assert (default.asr, default.speaker, default.signal) == (0.5, 0.3, 0.2)  # the verdict's own weights
     assert default.combine(1.0, asr_error=0.0, similarity=1.0) == pytest.approx(1.0)
     assert default.combine(0.5, asr_error=0.2, similarity=0.7) == pytest.approx(0.2 * 0.5 + 0.5 * 0.8 + 0.3 * 0.7)
     assert default.combine(1.0, asr_error=None, similarity=None) == 1.0  # only the parts that ran

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from llasa_cli.audio.sinks import FolderSink, StreamSink
+from llasa_cli.audio.sinks import FolderSink, StreamSink, WrittenChapter
 from llasa_cli.constants import CODES_PER_SECOND, CONTEXT_TOKENS, SAMPLE_RATE, SAMPLES_PER_CODE
 from llasa_cli.engine.protocols import VoicePrompt
 from llasa_cli.engine.sampling import segment_seed
@@ -67,7 +67,7 @@ class RecordingSink:
 
     def write(self, chapter, pieces):
         self.chapters.append((chapter, list(pieces)))
-        return ChapterWritten(chapter, f"mem:{chapter.slug}", sum(len(a) for a, _ in pieces) / SAMPLE_RATE)
+        return WrittenChapter(f"mem:{chapter.slug}", sum(len(a) for a, _ in pieces) / SAMPLE_RATE)
 
     def close(self) -> None:
         self.closed = True

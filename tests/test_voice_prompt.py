@@ -1,4 +1,4 @@
-"""Voice clips through the real path: `voice_prompt.encode_clip` / `resolve_voice` with the tiny codec,
+"""Voice clips through the real path: `voices.encode_clip` / `resolve_voice` with the tiny codec,
 and `llasa voice add|list|remove` + `synth --voice NAME` through `llasa_cli.cli.main`.
 
 Clips are made here with numpy + soundfile (and ffmpeg for mp3/m4a). Every refusal must name the

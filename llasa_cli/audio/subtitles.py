@@ -2,7 +2,7 @@
 
 No speech recognition: a segment's span is exactly where the stitcher placed its audio
 (`ChapterAudio.starts/ends`, in samples). A segment longer than `max_cue_chars` is
-shown as several cues: its sentences (pysbd, the same splitter as `segments.py`),
+shown as several cues: its sentences (pysbd, the same splitter as `text/planner.py`),
 and a sentence still too long is cut between words into even parts. The segment's
 span is shared among those parts in proportion to their character counts (spaces
 between parts count for neither): an estimate, exact at the segment's ends. Parts are

@@ -92,30 +92,7 @@ def synth(
     file: Annotated[
         str | None, typer.Argument(help="Manuscript (.txt, .md or .epub), or - for standard input.")
     ] = None,
-    output: Annotated[
-        str | None, _opt("-o", "--output", help="Output folder, or - for one WAV stream on stdout.", panel=PANEL_AUDIO)
-    ] = None,
     text: Annotated[str | None, _opt("--text", help="Speak this line instead of a file.", panel=PANEL_INPUT)] = None,
-    voice: Annotated[
-        str | None,
-        _opt("--voice", help="Narrator: a clip (wav, flac, mp3...) or a stored voice name.", panel=PANEL_MODELS),
-    ] = None,
-    voice_text: Annotated[
-        str | None,
-        _opt("--voice-text", help="What the voice clip says (else Whisper transcribes it).", panel=PANEL_MODELS),
-    ] = None,
-    dry_run: Annotated[bool, _opt("--dry-run", help="Show the plan and stop.", panel=PANEL_JOB)] = False,
-    work_dir: Annotated[
-        str | None, _opt("--work-dir", help="Job folder for resuming (default: OUTPUT/.llasa).", panel=PANEL_JOB)
-    ] = None,
-    max_minutes: Annotated[
-        float | None,
-        _opt("--max-minutes", help="Stop cleanly after this long; rerun to continue.", panel=PANEL_JOB),
-    ] = None,
-    as_json: Annotated[bool, _opt("--json", help="JSON Lines events on standard output.", panel=PANEL_JOB)] = False,
-    quiet: Annotated[
-        bool, _opt("--quiet", "-q", help="Only warnings, errors and a partial summary.", panel=PANEL_JOB)
-    ] = False,
     keep_front_matter: Annotated[
         bool,
         _opt("--keep-front-matter", help="EPUB: keep copyright pages, contents and the like.", panel=PANEL_INPUT),
@@ -158,6 +135,14 @@ def synth(
             panel=PANEL_MODELS,
         ),
     ] = _DEFAULT_ENGINE.overlap,
+    voice: Annotated[
+        str | None,
+        _opt("--voice", help="Narrator: a clip (wav, flac, mp3...) or a stored voice name.", panel=PANEL_MODELS),
+    ] = None,
+    voice_text: Annotated[
+        str | None,
+        _opt("--voice-text", help="What the voice clip says (else Whisper transcribes it).", panel=PANEL_MODELS),
+    ] = None,
     temperature: Annotated[
         float, _opt("--temperature", help="Sampling temperature (0: greedy).", panel=PANEL_SAMPLING)
     ] = _DEFAULT_SAMPLING.temperature,
@@ -203,6 +188,9 @@ def synth(
     no_asr_check: NoAsrCheckOpt = False,
     no_speaker_check: NoSpeakerCheckOpt = False,
     verify_batch_size: VerifyBatchSizeOpt = _DEFAULT_VERIFY.batch_size,
+    output: Annotated[
+        str | None, _opt("-o", "--output", help="Output folder, or - for one WAV stream on stdout.", panel=PANEL_AUDIO)
+    ] = None,
     fmt: Annotated[
         str, _opt("--format", help="wav, flac, mp3, opus or m4b (one audiobook).", panel=PANEL_AUDIO)
     ] = _DEFAULT_STITCH.format,
@@ -235,6 +223,18 @@ def synth(
     year: Annotated[int | None, _opt("--year", help="Year of publication (m4b metadata).", panel=PANEL_AUDIO)] = None,
     genre: Annotated[str | None, _opt("--genre", help="Genre (m4b metadata).", panel=PANEL_AUDIO)] = None,
     cover: Annotated[str | None, _opt("--cover", help="Cover image (JPEG or PNG) for m4b.", panel=PANEL_AUDIO)] = None,
+    dry_run: Annotated[bool, _opt("--dry-run", help="Show the plan and stop.", panel=PANEL_JOB)] = False,
+    work_dir: Annotated[
+        str | None, _opt("--work-dir", help="Job folder for resuming (default: OUTPUT/.llasa).", panel=PANEL_JOB)
+    ] = None,
+    max_minutes: Annotated[
+        float | None,
+        _opt("--max-minutes", help="Stop cleanly after this long; rerun to continue.", panel=PANEL_JOB),
+    ] = None,
+    as_json: Annotated[bool, _opt("--json", help="JSON Lines events on standard output.", panel=PANEL_JOB)] = False,
+    quiet: Annotated[
+        bool, _opt("--quiet", "-q", help="Only warnings, errors and a partial summary.", panel=PANEL_JOB)
+    ] = False,
 ) -> None:
     """Synthesise a manuscript into one audio file per chapter."""
     from ..pipeline import RunRequest

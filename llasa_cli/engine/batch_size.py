@@ -83,8 +83,6 @@ def suggest_batch_size(
     return max(1, min(max_batch, fitting))
 
 
-
-
 @dataclass(frozen=True)
 class ModelShape:
     """What sizes a batch: the language model's config (layers, heads, widths) and the bytes of one

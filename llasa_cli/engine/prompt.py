@@ -1,4 +1,4 @@
-"""The Llasa prompt and the speech part of its vocabulary (DESIGN.md section 1).
+"""The Llasa prompt and the speech part of its vocabulary.
 
 Token ids are always looked up in the tokenizer (`convert_tokens_to_ids`), never derived
 from the released tokenizer's offset, so a test tokenizer with other ids works the same.
@@ -92,7 +92,8 @@ def _lookup_one(tokenizer: Any, token: str) -> int:
 
 
 def prompt_messages(text: str, voice: VoicePrompt | None) -> list[dict[str, str]]:
-    """The two chat turns of DESIGN 1: the instruction with the text, and the open speech turn."""
+    """The two chat turns Llasa was trained on: the instruction with the text to speak (after the
+    voice clip's transcript), and the speech turn, left open after the voice clip's codes."""
     spoken = " ".join(part for part in (voice.text, text) if part) if voice is not None else text
     user = f"{USER_INSTRUCTION}{TEXT_START_TOKEN}{spoken}{TEXT_END_TOKEN}"
     voice_tokens = "" if voice is None else "".join(speech_token(int(c)) for c in np.asarray(voice.codes).ravel())

@@ -1,7 +1,7 @@
 """The resumable job: one SQLite store per work folder, and the keys that decide what a rerun redoes.
 
-`JobStore` (store.py) records each segment's codes the moment they exist, hands out segments to
-runs under leases, and reports progress; its records are in records.py and its schema in
+`JobStore` (store.py) records each segment's codes once its batch is spoken and verified, hands out
+segments to runs under leases, and reports progress; its records are in records.py and its schema in
 schema.py. `keys_for` and `chapter_digest` (keys.py) name a segment by everything that changes its
 codes, and a chapter by everything that changes its file. NumPy and SQLite only.
 """

@@ -1,6 +1,6 @@
 """The job database's schema, migrations, opening checks and SQLite error mapping.
 
-Split from `jobstore` so the store's operations read on their own. Nothing here is
+Apart from `store.py` so the store's operations read on their own. Nothing here is
 specific to one run; `JobStore.open` calls `connect`.
 """
 

@@ -80,6 +80,4 @@ class RunStopped:
     reason: str
 
 
-Event = (
-    JobOpened | JobFinished | NarratorFixed | SegmentDone | ChapterWritten | ChapterHeld | Waiting | RunStopped
-)
+Event = JobOpened | JobFinished | NarratorFixed | SegmentDone | ChapterWritten | ChapterHeld | Waiting | RunStopped

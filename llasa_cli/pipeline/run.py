@@ -58,9 +58,7 @@ def engine_for(engine: EngineOptions, models: SpeechModels) -> EngineOptions:
 def resolve_voice(request: RunRequest, models: SpeechModels, warn: Warn | None = None) -> VoicePrompt | None:
     from ..voices.resolve import resolve_voice as resolve
 
-    return resolve(
-        request.voice, request.voice_text, models.codec, request.verify.asr_model, models.device, warn=warn
-    )
+    return resolve(request.voice, request.voice_text, models.codec, request.verify.asr_model, models.device, warn=warn)
 
 
 def make_search(request: RunRequest, models: SpeechModels) -> SearchSetup | None:
@@ -145,4 +143,3 @@ def synthesize(
             worker_alive=worker_alive,
         )
         yield from run_events(request, plan, models, voice, open_sink(request, manuscript), context)
-

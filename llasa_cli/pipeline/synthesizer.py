@@ -13,7 +13,8 @@ nothing that was finished. A batch that cannot be synthesised (an error) is reco
 before the error ends the run. Segments are claimed a batch at a time under leases, kept alive
 while the batch runs (`leases.py`), so several runs on one job share the work instead of
 repeating it. Chapters are processed one after another (segments inside a chapter are batched,
-sorted by length) so memory holds one chapter's audio, not the book's.
+sorted by length) so the run holds one chapter's audio, not the book's (a stream or m4b sink
+gathers the chapters it is given until it closes).
 """
 
 from __future__ import annotations
@@ -132,7 +133,7 @@ class Synthesizer:
                         )
                     else:
                         left.append(chapter)
-                if left:
+                if left and context.stop_reason() is None:
                     yield Waiting(tuple(c.number for c in left))
                     context.sleep(context.poll_seconds)
                 waiting = left

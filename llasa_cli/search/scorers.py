@@ -77,8 +77,7 @@ class VerdictScorer:
         )
         if self.window_codes is None:
             self._heard = {
-                _heard_key(c.request.text, c.codes): Heard(a, v)
-                for c, a, v in zip(items, audio, verdicts, strict=True)
+                _heard_key(c.request.text, c.codes): Heard(a, v) for c, a, v in zip(items, audio, verdicts, strict=True)
             }
         return [self._combine(v) for v in verdicts]
 

@@ -79,7 +79,7 @@ TINY_LM = {
     "initializer_range": 0.2,
     "tie_word_embeddings": True,
 }
-# quantization_dim must equal hidden_size + the semantic model's hidden size (DESIGN 2).
+# quantization_dim must equal hidden_size + the semantic model's hidden size (the port checks it).
 TINY_XCODEC2 = {
     "hidden_size": 64,
     "intermediate_size": 128,

@@ -1,9 +1,11 @@
 """The verifier a run uses: signal checks, ASR (WER/CER) and speaker similarity, combined.
 
-`load_verifier(options, device, reference_audio, lang)` loads the models the options ask for and
-gives a `CompositeVerifier`, a `SegmentVerifier` (verdict.py). Its score (higher is better, 0..1)
-is the default `ScoreWeights` mean of the parts that ran: 1 - min(WER or CER, 1), max(similarity,
-0) and the share of signal checks passed.
+A `CompositeVerifier` is a `SegmentVerifier` (verdict.py). `load_verifier_models` loads the models
+the options ask for (a run does so before any synthesis, then builds its verifier once the
+narrator's audio is known); `load_verifier` does both at once for a clip that exists already.
+
+A verdict's score (higher is better, 0..1) is the default `ScoreWeights` mean of the parts that
+ran: 1 - min(WER or CER, 1), max(similarity, 0) and the share of signal checks passed.
 
 This module imports no torch: the models load inside `load_verifier_models`.
 """
