@@ -108,9 +108,10 @@ def test_split_shows_a_table_of_chapters():
 
 @pytest.mark.parametrize("args", [["--help"], ["split", str(SAMPLE)], ["split", str(SAMPLE), "--json"]])
 def test_help_and_split_never_import_torch(args):
+    """Nor scipy (pyloudnorm's), which alone takes most of a second to import."""
     code = (
         "import sys; from llasa_cli.cli import main; rc = main(sys.argv[1:]);"
-        "bad = [m for m in ('torch', 'transformers') if m in sys.modules];"
+        "bad = [m for m in ('torch', 'transformers', 'whisper', 'scipy') if m in sys.modules];"
         "print('HEAVY', bad, file=sys.stderr); sys.exit(rc or (3 if bad else 0))"
     )
     result = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, cwd=ROOT)

@@ -18,7 +18,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import pyloudnorm
 import soxr
 
 from ..constants import SAMPLE_RATE
@@ -178,6 +177,8 @@ def integrated_loudness(audio: np.ndarray, sr: int) -> float | None:
     audio = np.asarray(audio, dtype=np.float64)
     if len(audio) < LOUDNESS_BLOCK_SECONDS * sr or not np.any(audio):
         return None
+    import pyloudnorm  # imports scipy.signal: most of a second, paid only when a chapter is levelled
+
     loudness = float(pyloudnorm.Meter(sr, block_size=LOUDNESS_BLOCK_SECONDS).integrated_loudness(audio))
     return loudness if np.isfinite(loudness) else None
 
