@@ -390,6 +390,28 @@ def test_older_schema_is_migrated(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
         raw.execute("SELECT x FROM extra")
 
 
+def test_a_job_from_before_flagged_was_a_column_keeps_its_flagged_segments(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Schema 2 kept "flagged" inside the scores; schema 3 moves it to a column that status counts."""
+    monkeypatch.setattr(jobstore_schema, "MIGRATIONS", jobstore_schema.MIGRATIONS[:2])
+    JobStore.open(tmp_path).close()  # an empty job at schema 2
+    monkeypatch.undo()
+    with sqlite3.connect(tmp_path / DB_NAME) as raw:  # filled as schema 2 did
+        raw.executemany(
+            "INSERT INTO positions VALUES (1, ?, ?, 'text', 1.0)", [(0, "good"), (1, "bad")]
+        )
+        raw.executemany(
+            "INSERT INTO segments (key, status, codes, n_codes, attempts, scores) VALUES (?, 'done', ?, 1, 1, ?)",
+            [("good", b"\x01\x00", '{"passed": true}'), ("bad", b"\x04\x00", '{"passed": false, "flagged": true}')],
+        )
+    with JobStore.open(tmp_path) as store:
+        assert store.flagged_keys(["good", "bad"]) == {"bad"}
+        status = store.status()
+        assert (status.done, status.failed, status.pending, status.finished) == (1, 1, 0, 2)
+        assert store.segment("bad").flagged and not store.segment("good").flagged
+
+
 # --- faults -----------------------------------------------------------------------
 
 
