@@ -197,3 +197,80 @@ def test_first_ctrl_c_saves_the_batch_in_flight_and_exits_partial(tmp_path, tiny
     dones = [key for kind, key in starts_and_dones(log_lines(out)) if kind == "done"]
     assert set(starts) == set(dones)  # the batch in flight was finished and saved, not dropped
     assert run_to_end(cmd).returncode == 0
+
+
+LONG_BOOK = "\n\n".join(
+    f"Chapter {name}\n\n" + "\n\n".join(lines)
+    for name, lines in [
+        ("One", ["The tide came in.", "Gulls cried over the wall.", "A boat knocked at the pier."]),
+        ("Two", ["She lit the lamp.", "The wind rose.", "Rain struck the glass."]),
+        ("Three", ["Morning came at last.", "The sea lay flat.", "Someone sang in the lane."]),
+        ("Four", ["The bread was warm.", "A cart went by.", "Night fell again."]),
+    ]
+) + "\n"  # fmt: skip
+CTRL_C_ROUNDS = 3
+CTRL_C_SEED = 20261130
+
+
+def wait_for_work(proc: subprocess.Popen[str], out: Path, starts_before: int, dones: int) -> None:
+    """Until this run has started a batch of its own and `dones` segments more are done (or it ended)."""
+    dones_before = count_done(out)
+    deadline = time.monotonic() + RUN_TIMEOUT_S
+    while proc.poll() is None and time.monotonic() < deadline:
+        events = starts_and_dones(log_lines(out))
+        started = sum(kind == "start" for kind, _ in events) > starts_before
+        if started and count_done(out) >= dones_before + dones:
+            return
+        time.sleep(0.02)
+
+
+def assert_nothing_synthesised_twice(out: Path) -> None:
+    finished: set[str] = set()
+    started: set[str] = set()
+    for kind, key in starts_and_dones(log_lines(out)):
+        if kind == "done":
+            finished.add(key)
+        else:
+            assert key not in finished, f"segment {key} was synthesised again after it was finished"
+            assert key not in started, f"segment {key} was started twice"
+            started.add(key)
+
+
+@pytest.mark.slow
+def test_repeated_ctrl_c_at_varied_moments_always_saves_and_resumes(tmp_path, tiny_models):
+    """Ctrl-C lands during a batch, between batches or while a chapter is stitched: every time the
+    run exits 3 with its batch in flight saved (never 1, never a traceback), and the next run
+    picks up where it stopped without speaking anything twice."""
+    book = tmp_path / "book.txt"
+    book.write_text(LONG_BOOK)
+    out = tmp_path / "out"
+    cmd = command(book, out, tiny_models)
+    rng = random.Random(CTRL_C_SEED)
+    interrupted = 0
+    for _ in range(CTRL_C_ROUNDS):
+        starts_before = sum(kind == "start" for kind, _ in starts_and_dones(log_lines(out)))
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env())
+        wait_for_work(proc, out, starts_before, dones=rng.choice([0, 0, 1, 2]))
+        time.sleep(rng.uniform(0.0, 0.8))
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=RUN_TIMEOUT_S)
+        assert "Traceback" not in stderr and "ImportError" not in stderr, stderr
+        assert proc.returncode in (0, 3), stderr  # 0: it had finished before the signal came
+        assert_nothing_synthesised_twice(out)
+        mine = [line for line in log_lines(out) if f" pid={proc.pid} " in line]
+        starts = {key for kind, key in starts_and_dones(mine) if kind == "start"}
+        dones = {key for kind, key in starts_and_dones(mine) if kind == "done"}
+        assert starts and starts == dones, mine  # the batch in flight was finished and saved, not dropped
+        if proc.returncode == 0:
+            break
+        interrupted += 1
+        assert "run the same command again" in stderr
+        assert "press Ctrl-C again to stop now" in " ".join(stderr.split())
+    assert interrupted >= CTRL_C_ROUNDS - 1, "most rounds should stop a run that is still working"
+
+    final = run_to_end(cmd)
+    assert final.returncode == 0, final.stderr
+    assert_nothing_synthesised_twice(out)
+    with JobStore.open(out / WORK_DIR_NAME) as store:
+        assert store.status().done == store.status().total
+        assert count_done(out) == store.status().total
