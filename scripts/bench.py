@@ -315,7 +315,7 @@ def _scorers(models: BenchModels) -> tuple[TimedScorer, TimedScorer]:
     from llasa_cli.verify.composite import CompositeVerifier
 
     judge = models.verifier if models.verifier is not None else CompositeVerifier.signal_only("en")
-    scorers = make_scorers(models.codec, ScoreWeights(), judge, judge.for_partial_speech())
+    scorers = make_scorers(models.codec, ScoreWeights(), judge)
     return TimedScorer(scorers.partial), TimedScorer(scorers.final)
 
 

@@ -75,8 +75,7 @@ def _scorers(codec: SpeechCodec | None) -> tuple[Any, Any]:
     from llasa_cli.search.scorers import make_scorers
     from llasa_cli.verify.composite import CompositeVerifier
 
-    judge = CompositeVerifier.signal_only("en")
-    scorers = make_scorers(codec, ScoreWeights(), judge, judge.for_partial_speech())
+    scorers = make_scorers(codec, ScoreWeights(), CompositeVerifier.signal_only("en"))
     return scorers.partial, scorers.final
 
 

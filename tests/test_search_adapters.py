@@ -32,8 +32,7 @@ def candidate(codes: np.ndarray, text: str = LONG_TEXT, ended: bool = False) -> 
 
 def signal_scorers(codec: FakeCodec) -> tuple[VerdictScorer, VerdictScorer]:
     """The (partial, final) scorers a run without verification searches with: the signal checks only."""
-    judge = CompositeVerifier.signal_only("en")
-    scorers = make_scorers(codec, ScoreWeights(), judge, judge.for_partial_speech())
+    scorers = make_scorers(codec, ScoreWeights(), CompositeVerifier.signal_only("en"))
     return scorers.partial, scorers.final
 
 

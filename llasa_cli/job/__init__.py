@@ -6,7 +6,7 @@ schema.py. `keys_for` and `chapter_digest` (keys.py) name a segment by everythin
 codes, and a chapter by everything that changes its file. NumPy and SQLite only.
 """
 
-from .keys import chapter_digest, keys_for, manuscript_fingerprint, search_key, segment_key
+from .keys import chapter_digest, keys_for, manuscript_fingerprint, segment_key
 from .records import ChapterStatus, JobInfo, JobStatus, PlanRecord, PlanRow, SegmentRecord
 from .schema import DB_NAME
 from .store import JobStore, decode_codes, encode_codes
@@ -25,6 +25,5 @@ __all__ = [
     "encode_codes",
     "keys_for",
     "manuscript_fingerprint",
-    "search_key",
     "segment_key",
 ]

@@ -62,24 +62,19 @@ def chapter_digest(chapter: Chapter, segments: Sequence[Segment], codes: Sequenc
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
-def search_key(options: SearchOptions | None) -> dict[str, Any] | None:
-    """The part of a segment's key that search decides (None for plain sampling)."""
-    return None if options is None or options.mode == MODE_PLAIN else dataclasses.asdict(options)
-
-
 def keys_for(
     plan: Plan,
     engine: EngineOptions,
     sampling: SamplingOptions,
     voice: VoicePrompt,
-    search: dict[str, Any] | None = None,
+    search: SearchOptions | None = None,
 ) -> dict[str, str]:
     """Segment id -> job key, for every segment of the plan."""
     options = {k: v for k, v in dataclasses.asdict(sampling).items() if k != "seed"}
     options["length_headroom"] = engine.length_headroom
-    if search is not None:
+    if search is not None and search.mode != MODE_PLAIN:
         # Search picks other codes than plain sampling: a --beam run must not reuse --beam 1 results.
-        options["search"] = search
+        options["search"] = dataclasses.asdict(search)
     return {
         s.segment_id: segment_key(s.text, voice, engine.model, engine.codec, options, sampling.seed)
         for s in plan.segments

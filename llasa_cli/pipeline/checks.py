@@ -94,11 +94,12 @@ def reference_audio(voice: str, codec: str, device: str) -> np.ndarray:
     from ..voices.store import VoiceStore
 
     path = Path(voice).expanduser()
-    if path.exists() or voice not in VoiceStore().names():
+    store = VoiceStore()
+    if path.exists() or voice not in store.names():
         return load_audio(path)  # VoiceError (exit 23) names a missing or unreadable clip
     from ..engine.loading import load_codec
 
-    codes = VoiceStore().get(voice).codes
+    codes = store.get(voice).codes
     return load_codec(codec, device).decode([codes])[0]
 
 

@@ -14,7 +14,7 @@ from statistics import mean
 from typing import Any
 
 from ..errors import InputNotFoundError, InvalidOptionError
-from ..job.keys import keys_for, search_key
+from ..job.keys import keys_for
 from ..job.store import JobStore
 from ..text.manuscript import Manuscript
 from ..text.plan import Plan, Segment
@@ -113,18 +113,12 @@ def stitch_job(
     from ..engine.loading import load_codec
 
     with JobStore.open(folder) as store:
-        request, manuscript = stored_request(store)
-        plan = build_plan(manuscript, request.text)
-        voice = store.load_voice()
-        if voice is None:
+        request, manuscript, plan, keys = _stored_job(store)
+        if not keys:
             raise InputNotFoundError(f"the job in {outdir} has no finished narrator yet: nothing to stitch")
         device, _ = pick_device(request.engine.device)
         codec = load_codec(request.engine.codec, device)
-        context = RunContext(
-            store=store,
-            worker=STITCH_WORKER,
-            keys=keys_for(plan, request.engine, request.sampling, voice, search_key(request.search)),
-        )
+        context = RunContext(store=store, worker=STITCH_WORKER, keys=keys)
         sink = open_sink(request, manuscript)
         done = store.done_keys(list(context.keys.values()))
         written: list[ChapterWritten] = []
@@ -156,13 +150,20 @@ def prepare_redo(folder: Path, segment_ids: Sequence[str], chapters: Sequence[in
     if not segment_ids and not chapters:
         raise InvalidOptionError("redo needs --segment ID or --chapter N")
     with JobStore.open(folder) as store:
-        request, manuscript = stored_request(store)
-        plan = build_plan(manuscript, request.text)
-        voice = store.load_voice()
-        keys = keys_for(plan, request.engine, request.sampling, voice, search_key(request.search)) if voice else {}
+        request, manuscript, plan, keys = _stored_job(store)
         chosen = _choose(plan, segment_ids, chapters)
         store.reset([keys[s.segment_id] for s in chosen if s.segment_id in keys])
     return Redo(request, manuscript, plan, tuple(chosen))
+
+
+def _stored_job(store: JobStore) -> tuple[RunRequest, Manuscript, Plan, dict[str, str]]:
+    """The job's last request, its manuscript and plan, and its segment keys (empty until the
+    narrator is fixed: a key includes the voice)."""
+    request, manuscript = stored_request(store)
+    plan = build_plan(manuscript, request.text)
+    voice = store.load_voice()
+    keys = {} if voice is None else keys_for(plan, request.engine, request.sampling, voice, request.search)
+    return request, manuscript, plan, keys
 
 
 def _choose(plan: Plan, segment_ids: Sequence[str], chapters: Sequence[int]) -> list[Segment]:

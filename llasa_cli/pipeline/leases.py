@@ -30,7 +30,6 @@ class LeaseKeeper:
         self.worker = worker
         self.lease_seconds = lease_seconds
         self.log = log
-        self.renewals = 0
         self._held: set[str] = set()
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -68,10 +67,10 @@ class LeaseKeeper:
 
     def _renew_until_closed(self) -> None:
         while not self._stop.wait(self.lease_seconds / RENEWALS_PER_LEASE):
-            self.renew_now()
+            self._renew()
 
-    def renew_now(self) -> None:
-        """One round of renewals (the thread's work; public so tests can drive it)."""
+    def _renew(self) -> None:
+        """One round of renewals."""
         keys = sorted(self.held)
         if not keys:
             return
@@ -82,7 +81,6 @@ class LeaseKeeper:
         except LlasaError as exc:  # a locked or full database: the next round tries again
             self.log(f"could not renew leases: {exc}")
             return
-        self.renewals += 1
         self.release(gone)  # recorded meanwhile, or taken over by another run: nothing left to keep alive
         taken = [key for key in gone if key not in finished]
         if taken:

@@ -22,7 +22,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
@@ -30,7 +29,7 @@ from ..audio.sinks import ChapterSink
 from ..constants import SAMPLE_RATE
 from ..engine.protocols import CandidateGenerator, SpeechCodec, SpeechGenerator, VoicePrompt
 from ..errors import LlasaError, first_line
-from ..job.keys import keys_for, search_key
+from ..job.keys import keys_for
 from ..job.records import PlanRow
 from ..options import EngineOptions, SamplingOptions, SearchOptions, VerifyOptions
 from ..search.scorers import make_scorers
@@ -113,7 +112,8 @@ class Synthesizer:
             voice = yield from self._narrator(plan, context, leases, voice)
             if voice is None:
                 return  # stopped while waiting for another run to fix the narrator
-            context.keys = keys_for(plan, self.engine, self.sampling, voice, self._search_key())
+            search = self.search.options if self.search is not None else None
+            context.keys = keys_for(plan, self.engine, self.sampling, voice, search)
             run = _Run(self, self._renderer(voice), context, leases, voice)
             context.store.sync_plan([PlanRow.from_segment(context.keys[s.segment_id], s) for s in plan.segments])
             opened = context.store.status()
@@ -154,12 +154,9 @@ class Synthesizer:
         search = None
         if self.search is not None:
             judge = verifier if verifier is not None else CompositeVerifier.signal_only(self.search.lang)
-            scorers = make_scorers(self.codec, self.search.options.score_weights, judge, judge.for_partial_speech())
+            scorers = make_scorers(self.codec, self.search.options.score_weights, judge)
             search = SearchRun(self.search.options, self.search.candidates, scorers)
         return Renderer(self.generator, self.codec, self.sampling, self.engine, verifier, retries, search)
-
-    def _search_key(self) -> dict[str, Any] | None:
-        return search_key(self.search.options if self.search is not None else None)
 
     @property
     def _strict(self) -> bool:

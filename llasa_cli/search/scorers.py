@@ -113,10 +113,10 @@ class Scorers:
     final: VerdictScorer
 
 
-def make_scorers(
-    codec: SpeechCodec, weights: ScoreWeights, final_verifier: SegmentVerifier, partial_verifier: SegmentVerifier
-) -> Scorers:
-    """A partial scorer judging each candidate's newest audio with `partial_verifier` (which should
-    skip ASR), and a final scorer judging finished candidates whole with `final_verifier`."""
-    partial = VerdictScorer(codec, partial_verifier, weights, PARTIAL_WINDOW_SECONDS, PARTIAL_SIGNAL_FAILURES)
-    return Scorers(partial, VerdictScorer(codec, final_verifier, weights))
+def make_scorers(codec: SpeechCodec, weights: ScoreWeights, verifier: SegmentVerifier) -> Scorers:
+    """A partial scorer judging each candidate's newest audio with `verifier.for_partial_speech()`,
+    and a final scorer judging finished candidates whole with `verifier` itself."""
+    partial = VerdictScorer(
+        codec, verifier.for_partial_speech(), weights, PARTIAL_WINDOW_SECONDS, PARTIAL_SIGNAL_FAILURES
+    )
+    return Scorers(partial, VerdictScorer(codec, verifier, weights))
