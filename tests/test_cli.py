@@ -180,3 +180,39 @@ def test_every_option_of_every_command_has_help_text():
     listed = {path[-1] for path, _ in commands(group)}
     assert {"split", "synth", "verify", "status", "stitch", "redo", "report", "check"} <= listed
     assert {"add", "list", "remove"} <= listed  # llasa voice ...
+
+
+@pytest.mark.parametrize(
+    ("args", "names"),
+    [
+        (["synth", "book.txt", "--beem", "5"], ["--beem", "--beam"]),
+        (["sytnh"], ["sytnh", "synth"]),
+        (["status"], ["outdir"]),
+        (["synth", "book.txt", "--temperature", "abc"], ["--temperature"]),
+        ([], ["no command given"]),
+        (["voice"], ["no command given"]),
+        (["split", "-x"], ["-x"]),
+    ],
+)
+def test_a_command_line_mistake_is_one_line_and_exit_2(args, names):
+    result = subprocess.run([installed_llasa(), *args], capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert result.returncode == errors.InvalidOptionError.exit_code, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("llasa: error: ")
+    assert "Traceback" not in result.stderr + result.stdout
+    for name in names:
+        assert name.lower() in lines[0].lower()
+
+
+@pytest.mark.parametrize("args", [["-h"], ["--help"], ["synth", "-h"], ["voice", "add", "-h"]])
+def test_short_and_long_help_print_usage_and_exit_0(args):
+    result = subprocess.run([installed_llasa(), *args], capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    assert "Usage: llasa" in result.stdout
+    assert result.stderr == ""
+
+
+def test_bare_llasa_prints_the_command_list_on_stdout():
+    result = subprocess.run([installed_llasa()], capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert "synth" in result.stdout and "Usage: llasa" in result.stdout
