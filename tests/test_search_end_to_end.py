@@ -38,6 +38,13 @@ def test_search_runs_and_the_job_keeps_its_statistics(tmp_path, tiny_models, cap
         if mode == "beam":
             assert stats["partial_scorer_calls"] >= 1
     assert len(list(out.glob("*.wav"))) == 1
+    # `report` adds up what the search cost, in JSON and in its text summary.
+    assert main(["report", str(out), "--json"]) == 0
+    search = json.loads(capsys.readouterr().out)["search"]
+    assert search["segments_searched"] == len(records) and search["modes"] == [f"{mode} {width}"]
+    assert search["tokens_generated"] == sum(r.timings["search"]["tokens_generated"] for r in records)
+    assert main(["report", str(out)]) == 0
+    assert f"search ({mode} {width}) on {len(records)} segments" in " ".join(capsys.readouterr().out.split())
 
 
 def test_beam_and_best_of_together_are_refused(capsys, tmp_path):

@@ -376,3 +376,58 @@ def test_report_agrees_with_the_run_summary_and_the_job_store(tmp_path: Path, st
     status = json.loads(capsys.readouterr().out)
     assert (status["total"], status["done"], status["failed"], status["pending"]) == (7, 6, 1, 0)
     assert [c["failed"] for c in status["chapters"]] == [0, 0, 1]
+
+
+class ScoresByLength:
+    """A fake verifier with the real checks' metrics: WER falls and similarity rises with length."""
+
+    def __init__(self, min_samples: int) -> None:
+        self.min_samples = min_samples
+
+    def for_partial_speech(self) -> ScoresByLength:
+        return self
+
+    def verify(self, items):
+        from llasa_cli.verify.verdict import Verdict
+
+        verdicts = []
+        for item in items:
+            short = len(item.audio) < self.min_samples
+            metrics = {"wer": 0.0, "cer": 0.0, "similarity": 0.9}
+            if short:
+                metrics = {"wer": 0.75, "cer": 0.5, "similarity": 0.25}
+            verdicts.append(Verdict(not short, metrics["similarity"], metrics, ("wer", "speaker") * short, "heard"))
+        return verdicts
+
+
+def test_report_shows_the_stored_scores_against_their_thresholds(tmp_path: Path, store, capsys):
+    import json
+
+    from llasa_cli.cli.app import main
+    from llasa_cli.options import VerifyOptions
+
+    generator = FakeGenerator()
+    text = BOOK[2][0]
+    for _ in range(4):
+        generator.enqueue(text, [3] * 2)
+    events, _ = verified_run(store, generator, ScoresByLength(min_samples=10 * SAMPLES_PER_CODE))
+    work = ["--work-dir", str(tmp_path / "job")]
+    assert main(["report", str(tmp_path), *work, "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    (flagged,) = report["flagged"]
+    assert flagged["id"] == "3.0" and flagged["failures"] == ["wer", "speaker"]
+    assert flagged["metrics"] == {"wer": 0.75, "cer": 0.5, "similarity": 0.25}
+    failed = {c["check"]: (c["value"], c["limit"]) for c in flagged["checks"] if not c["passed"]}
+    defaults = VerifyOptions()
+    assert failed == {"wer": (0.75, defaults.max_wer), "speaker": (0.25, defaults.similarity_threshold)}
+    finished = [p for p in store.plan_records() if p.record.status == "done"]
+    assert report["mean_wer"] == round(0.75 / len(finished), 4)
+    assert report["mean_similarity"] == round((0.9 * (len(finished) - 1) + 0.25) / len(finished), 4)
+    assert report["search"] is None
+    assert main(["report", str(tmp_path), *work]) == 0
+    text_report = " ".join(capsys.readouterr().out.split())
+    assert f"mean WER {0.75 / len(finished):.3f}" in text_report
+    assert f"wer 0.75 (<= {defaults.max_wer:.3g})" in text_report
+    assert main(["status", str(tmp_path), *work, "--json"]) == 0
+    status = json.loads(capsys.readouterr().out)
+    assert status["failed"] == len(report["flagged"]) == 1

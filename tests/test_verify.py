@@ -185,6 +185,17 @@ def test_verdict_json_is_finite_and_serialisable(fakes):
     assert data["rms_dbfs"] == -120.0
 
 
+def test_a_stored_verdict_reads_back_with_its_metrics(fakes):
+    transcriber, _ = fakes
+    audio = transcriber.say(speech(), "The quick brown fox jumps over the lazy dog.")
+    [verdict] = verifier(fakes, options=VerifyOptions(max_wer=0.2)).verify([VerifyItem(TEXT, audio)])
+    stored = json.loads(json.dumps(verdict.to_dict()))
+    again = Verdict.from_dict(stored)
+    assert (again.passed, again.failures, again.transcript) == (verdict.passed, verdict.failures, verdict.transcript)
+    assert again.metrics.keys() == verdict.metrics.keys() and "wer" in again.metrics
+    assert again.metrics == pytest.approx({k: float(v) for k, v in verdict.metrics.items()}, abs=1e-6)
+
+
 def test_empty_batch(fakes):
     assert verifier(fakes).verify([]) == []
 

@@ -33,19 +33,41 @@ def _print(data: dict[str, Any]) -> None:
     console = Console()
     if data["flagged"]:
         table = Table(title="Flagged segments (the best attempt was kept)")
-        for column in ("id", "attempts", "failures", "text", "transcript"):
+        for column in ("id", "attempts", "failed checks", "text", "transcript"):
             table.add_column(column)
         for row in data["flagged"]:
-            table.add_row(row["id"], str(row["attempts"]), ", ".join(row["failures"]), row["text"],
-                          row["transcript"] or "")  # fmt: skip
+            table.add_row(row["id"], str(row["attempts"]), _failed_checks(row), row["text"], row["transcript"] or "")
         console.print(table)
     share = data["verify_time_share"]
     console.print(
         f"{data['segments_done']} segments done, {data['segments_verified']} verified, "
-        f"{len(data['flagged'])} flagged, {data['retries']} retries; mean WER {data['mean_wer']}, "
-        f"mean CER {data['mean_cer']}, mean speaker similarity {data['mean_similarity']}; "
+        f"{len(data['flagged'])} flagged, {data['retries']} retries; mean WER {_number(data['mean_wer'])}, "
+        f"mean CER {_number(data['mean_cer'])}, mean speaker similarity {_number(data['mean_similarity'])}; "
         f"verification took {'n/a' if share is None else f'{share:.0%}'} of the synthesis time"
     )
+    if data["search"]:
+        search = data["search"]
+        console.print(
+            f"search ({', '.join(search['modes'])}) on {search['segments_searched']} segments: "
+            f"{search['candidates']:.0f} candidates, {search['tokens_generated']:.0f} tokens in "
+            f"{search['lm_forward_calls']:.0f} LM passes ({search['lm_seconds']:.1f} s), "
+            f"{search['partial_scored'] + search['final_scored']:.0f} candidates scored "
+            f"({search['partial_scorer_seconds'] + search['final_scorer_seconds']:.1f} s)"
+        )
+
+
+def _failed_checks(row: dict[str, Any]) -> str:
+    """Each failed check with its measured value and the limit that passes, e.g. `wer 0.42 (<= 0.3)`."""
+    measured = {c["check"]: c for c in row["checks"] if not c["passed"]}
+    return ", ".join(_failed_check(name, measured.get(name)) for name in row["failures"])
+
+
+def _failed_check(name: str, check: dict[str, Any] | None) -> str:
+    return name if check is None else f"{name} {check['value']:.3g} ({check['comparison']} {check['limit']:.3g})"
+
+
+def _number(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
 
 
 def register(app: typer.Typer) -> None:

@@ -5,7 +5,7 @@ events (events.py). Underneath, the `Synthesizer` (synthesizer.py) fixes the nar
 segments a batch at a time (leases.py), speaks them (renderer.py: generate or search, decode,
 verify, retry), records them in the job store, and writes each finished chapter
 (chapter_writer.py) to its sink. The rest serve the commands that work on a job folder
-(job_folder.py, job_commands.py), on existing audio (checks.py) and on stored voices
+(job_folder.py, job_commands.py, report.py), on existing audio (checks.py) and on stored voices
 (voice_library.py); stop.py turns Ctrl-C into a clean stop.
 """
 
@@ -22,10 +22,11 @@ from .events import (
     SegmentDone,
     Waiting,
 )
-from .job_commands import Redo, StitchResult, job_status, prepare_redo, stitch_job, verification_report
+from .job_commands import Redo, StitchResult, job_status, prepare_redo, stitch_job
 from .job_folder import LOG_NAME, WORK_DIR_NAME, find_job_folder, open_job, stored_request
 from .leases import LeaseKeeper
 from .renderer import Renderer
+from .report import verification_report
 from .request import INLINE_SOURCE, STDOUT, RunRequest, check_request
 from .run import load_plan, open_sink, read_input, resolve_voice, run_events, synthesize
 from .run_context import RunContext

@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from statistics import mean
 from typing import Any
 
 from ..errors import InputNotFoundError, InvalidOptionError
@@ -26,7 +25,6 @@ from .request import RunRequest
 from .run import open_sink
 from .run_context import RunContext
 
-REPORT_METRICS = ("wer", "cer", "similarity")
 STITCH_WORKER = "stitch"
 
 
@@ -58,42 +56,6 @@ def job_status(folder: Path) -> dict[str, Any]:
             for c in job.chapters
         ],
     }
-
-
-def verification_report(folder: Path) -> dict[str, Any]:
-    """Flagged segments (text vs transcript, scores, attempts) and verification totals."""
-    with JobStore.open(folder) as store:
-        finished = [p for p in store.plan_records() if p.record.status == "done"]
-    flagged = [
-        {
-            "id": f"{p.chapter}.{p.index}",
-            "text": p.text,
-            "transcript": (p.record.scores or {}).get("transcript"),
-            "failures": (p.record.scores or {}).get("failures", []),
-            "metrics": (p.record.scores or {}).get("metrics", {}),
-            "attempts": p.record.attempts,
-        }
-        for p in finished
-        if p.record.flagged
-    ]
-    metrics = [(p.record.scores or {}).get("metrics", {}) for p in finished]
-    totals = {name: _mean([m[name] for m in metrics if name in m]) for name in REPORT_METRICS}
-    work = sum((p.record.timings or {}).get("seconds", 0.0) for p in finished)
-    verifying = sum((p.record.timings or {}).get("verify_seconds", 0.0) for p in finished)
-    return {
-        "segments_done": len(finished),
-        "segments_verified": sum(1 for p in finished if p.record.scores),
-        "flagged": flagged,
-        "mean_wer": totals["wer"],
-        "mean_cer": totals["cer"],
-        "mean_similarity": totals["similarity"],
-        "retries": sum(max(0, p.record.attempts - 1) for p in finished),
-        "verify_time_share": round(verifying / (work + verifying), 4) if work + verifying else None,
-    }
-
-
-def _mean(values: list[float]) -> float | None:
-    return round(mean(values), 4) if values else None
 
 
 @dataclass(frozen=True)

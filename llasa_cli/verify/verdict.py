@@ -69,6 +69,17 @@ class Verdict:
             **{name: _json_number(value) for name, value in self.metrics.items()},
         }
 
+    @classmethod
+    def from_dict(cls, stored: dict[str, Any]) -> Verdict:
+        """The verdict `to_dict` wrote (as the job store keeps it): every other number is a metric."""
+        return cls(
+            passed=bool(stored.get("passed", False)),
+            score=float(stored.get("score", 0.0)),
+            metrics={k: float(v) for k, v in stored.items() if k not in _VERDICT_FIELDS and _is_number(v)},
+            failures=tuple(stored.get("failures", ())),
+            transcript=stored.get("transcript"),
+        )
+
 
 class SegmentVerifier(Protocol):
     def verify(self, items: Sequence[VerifyItem]) -> list[Verdict]: ...
@@ -77,6 +88,13 @@ class SegmentVerifier(Protocol):
         """This verifier for speech cut off mid-sentence (search's partial candidates): the same
         models and thresholds, less the checks that need the whole sentence (ASR)."""
         ...
+
+
+_VERDICT_FIELDS = frozenset({"passed", "score", "failures", "transcript"})
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _json_number(value: float) -> float:
