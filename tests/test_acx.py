@@ -130,3 +130,27 @@ def test_check_command_table_json_and_exit_codes(tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
     assert runner.invoke(_app(), ["check", str(empty)]).exit_code != 0
+
+
+def test_check_table_keeps_whole_file_names_in_80_columns(tmp_path):
+    """Chapter files share long prefixes; a name cut to fit must never make two rows look alike."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    good = acx_master(speechlike(), SR)
+    stem = "the-keeper-of-the-lighthouse-and-the-long"
+    names = [f"01-{stem}-winter.wav", f"02-{stem}-summer.wav"]
+    for name in names:
+        sf.write(tmp_path / name, good, SR, subtype="PCM_16")
+    llasa = Path(sys.executable).with_name("llasa")
+    if not llasa.exists():
+        pytest.skip("the llasa entry point is not installed next to this Python")
+    result = subprocess.run([str(llasa), "check", str(tmp_path)], capture_output=True, text=True, timeout=120,
+                            env={"COLUMNS": "80", "PATH": "/usr/bin:/bin"})  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert max(len(line) for line in lines) <= 80
+    file_column = "".join(line[: lines[2].index("length")].strip() for line in lines[4:])
+    assert file_column == "".join(names)
+    assert "…" not in result.stdout

@@ -28,12 +28,16 @@ def _level(value: float) -> str:
 
 
 def print_table(results: list[FileCheck]) -> None:
+    from rich import box
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title="ACX check")
-    for name in ("file", "length", "RMS dB", "peak dB", "floor dB", "start s", "end s", "result"):
-        table.add_column(name, justify="left" if name in ("file", "result") else "right")
+    # File names fold onto more lines rather than being cut: chapter files differ at their ends.
+    table = Table(title="ACX check (levels in dB, silences in s)", box=box.SIMPLE_HEAD, pad_edge=False, show_lines=True)
+    table.add_column("file", overflow="fold", ratio=3)
+    for name in ("length", "RMS", "peak", "floor", "lead", "tail"):
+        table.add_column(name, justify="right", no_wrap=True)
+    table.add_column("result", overflow="fold", ratio=2)
     for item in results:
         report = item.report
         if report is None:
