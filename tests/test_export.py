@@ -13,7 +13,7 @@ import pytest
 import soundfile as sf
 
 from llasa_cli.audio import export
-from llasa_cli.audio.audio_io import find_ffmpeg
+from llasa_cli.audio.audio_io import FFMPEG_FILE_PROTOCOL, find_ffmpeg
 from llasa_cli.audio.export import atomic_write_bytes, export_audio
 from llasa_cli.constants import SAMPLE_RATE
 from llasa_cli.errors import ExportError, OutputError
@@ -140,7 +140,7 @@ def test_disk_full_leaves_nothing_and_keeps_old_file(tmp_path: Path, monkeypatch
 
 def test_disk_full_in_ffmpeg_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     def ffmpeg_runs_out_of_space(cmd: list[str], stdin: bytes) -> subprocess.CompletedProcess[bytes]:
-        Path(cmd[-1]).write_bytes(b"partial mp3")
+        Path(cmd[-1].removeprefix(FFMPEG_FILE_PROTOCOL)).write_bytes(b"partial mp3")
         stderr = b"frame stats...\n[out#0/mp3] Error writing trailer: No space left on device\n"
         return subprocess.CompletedProcess(cmd, 1, b"", stderr)
 
@@ -178,6 +178,16 @@ def test_files_get_normal_permissions(tmp_path: Path) -> None:
     os.umask(umask)
     out = export_audio(tone(), SR, tmp_path / "ch.flac", "flac", SR)
     assert out.stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+@pytest.mark.parametrize("name", ["http:ch.mp3", "concat:a.mp3|b.mp3"])
+def test_an_output_named_like_an_ffmpeg_protocol_is_written_as_a_local_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    monkeypatch.chdir(tmp_path)  # a relative name, as a chapter file in `-o .` would be
+    written = export_audio(tone(), SR, Path(name), "mp3", SR)
+    assert (tmp_path / name).is_file() and written == Path(name)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [name]
 
 
 def test_atomic_write_bytes(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import soundfile as sf
 
 from llasa_cli.constants import CODEBOOK_SIZE, CODES_PER_SECOND, MAX_VOICE_SECONDS, SAMPLE_RATE
 from llasa_cli.engine.protocols import VoicePrompt
@@ -234,3 +235,37 @@ def test_check_voice_clip_warns_about_clipping() -> None:
     clip = np.clip(words_clip(6.0, {}) * 10, -1, 1)
     warnings = check_voice_clip(clip)
     assert len(warnings) == 1 and "clipped" in warnings[0]
+
+
+# --- clips named like ffmpeg protocols ------------------------------------------------
+
+
+def tone_file(path: Path, seconds: float, freq: float) -> Path:
+    sf.write(str(path), (0.4 * np.sin(2 * np.pi * freq * np.arange(int(seconds * SR)) / SR)).astype(np.float32), SR)
+    return path
+
+
+@pytest.mark.parametrize("name", ["concat:a.wav|b.wav", "http:clip.m4a"])
+def test_a_clip_named_like_an_ffmpeg_protocol_is_read_as_that_local_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tiny_models, name: str
+) -> None:
+    """A clip only ffmpeg can decode (AAC), named so that ffmpeg would read `a.wav` + `b.wav` (or a
+    URL) if the name reached it as a protocol: the voice must come from the clip's own 2.5 s."""
+    import subprocess
+
+    from llasa_cli.audio.audio_io import find_ffmpeg
+    from llasa_cli.cli.app import main
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("LLASA_HOME", str(tmp_path / "home"))
+    tone_file(tmp_path / "a.wav", 1.0, 440.0)
+    tone_file(tmp_path / "b.wav", 1.0, 440.0)
+    source = tone_file(tmp_path / "source.wav", 2.5, 880.0)
+    aac = ["-c:a", "aac", "-f", "mp4"]
+    subprocess.run([find_ffmpeg(), "-nostdin", "-v", "error", "-i", str(source), *aac, f"file:{tmp_path / name}"],
+                   check=True)  # fmt: skip
+    code = main(["voice", "add", "narrator", name, "--text", "Hello.", "--codec", str(tiny_models.xcodec2),
+                 "--device", "cpu"])  # fmt: skip
+    assert code == 0
+    seconds = len(VoiceStore().get("narrator").codes) / CODES_PER_SECOND
+    assert seconds == pytest.approx(2.5, abs=0.1)  # not the 2 s of a.wav + b.wav

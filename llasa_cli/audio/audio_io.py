@@ -22,6 +22,9 @@ RESAMPLE_QUALITY = "HQ"
 # Decoding a clip with ffmpeg should never take this long; a hung decoder is an error.
 FFMPEG_DECODE_TIMEOUT_S = 120.0
 WAV_SUBTYPE = "PCM_16"
+# ffmpeg reads a path like `concat:a.wav|b.wav` or `http:x` as a protocol URL; `file:` and an
+# absolute path make it the local file of that name, whatever it is called.
+FFMPEG_FILE_PROTOCOL = "file:"
 
 
 def find_ffmpeg() -> str:
@@ -40,6 +43,11 @@ def find_ffmpeg() -> str:
         raise ExportError(
             "ffmpeg not found: install ffmpeg (or the imageio-ffmpeg package) to read or write mp3/opus"
         ) from exc
+
+
+def ffmpeg_path(path: str | Path) -> str:
+    """`path` as an ffmpeg argument that can only mean the local file of that name."""
+    return FFMPEG_FILE_PROTOCOL + str(Path(path).absolute())
 
 
 def resample(audio: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
@@ -91,8 +99,8 @@ def _decode_with_ffmpeg(path: Path) -> tuple[np.ndarray, int]:
         ffmpeg = find_ffmpeg()
     except ExportError as exc:
         raise VoiceError(f"cannot read audio file {path}: unknown format and {exc}") from exc
-    cmd = [ffmpeg, "-nostdin", "-hide_banner", "-v", "error", "-i", str(path), "-vn", "-f", "wav", "-c:a", "pcm_f32le"]
-    cmd.append("pipe:1")
+    cmd = [ffmpeg, "-nostdin", "-hide_banner", "-v", "error", "-i", ffmpeg_path(path)]
+    cmd += ["-vn", "-f", "wav", "-c:a", "pcm_f32le", "pipe:1"]
     try:
         proc = subprocess.run(cmd, capture_output=True, timeout=FFMPEG_DECODE_TIMEOUT_S, check=False)
     except (OSError, subprocess.TimeoutExpired) as exc:

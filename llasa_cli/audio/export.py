@@ -24,7 +24,7 @@ import soundfile as sf
 
 from ..errors import ExportError, OutputError
 from ..options import EXPORT_FORMATS
-from .audio_io import find_ffmpeg, last_line, resample, to_pcm16_range, write_wav_bytes
+from .audio_io import ffmpeg_path, find_ffmpeg, last_line, resample, to_pcm16_range, write_wav_bytes
 
 PCM_SUBTYPE = "PCM_16"
 SOUNDFILE_FORMATS = {"wav": "WAV", "flac": "FLAC"}
@@ -143,7 +143,7 @@ def _run_ffmpeg(cmd: list[str], stdin: bytes) -> subprocess.CompletedProcess[byt
 def _ffmpeg_command(ffmpeg: str, fmt: str, out: Path) -> list[str]:
     container, codec, bitrate = FFMPEG_FORMATS[fmt]
     read = ["-nostdin", "-hide_banner", "-v", "error", "-y", "-f", "wav", "-i", "pipe:0"]
-    write = ["-vn", "-ac", "1", "-c:a", codec, "-b:a", bitrate, "-f", container, str(out)]
+    write = ["-vn", "-ac", "1", "-c:a", codec, "-b:a", bitrate, "-f", container, ffmpeg_path(out)]
     return [ffmpeg, *read, *write]
 
 
