@@ -111,3 +111,42 @@ def test_cuda_on_a_machine_without_one(book: Path, tiny_models, capsys) -> None:
     assert main(args) == DeviceUnavailableError.exit_code == 22
     line = one_error_line(capsys)
     assert "--device cuda" in line and "no CUDA GPU" in line
+
+
+# --- --speaker-backend ecapa: speechbrain's hyperparams.yaml can build any Python object ---------
+
+
+def clip(folder: Path) -> Path:
+    import numpy as np
+    import soundfile as sf
+
+    path = folder / "clip.wav"
+    sf.write(str(path), (0.3 * np.sin(np.arange(32_000) * 0.1)).astype(np.float32), 16_000)
+    return path
+
+
+def verify_with_ecapa(audio: Path, model: str) -> list[str]:
+    return ["verify", str(audio), "--text", "Hello.", "--voice", str(audio), "--no-asr-check",
+            "--speaker-backend", "ecapa", "--speaker-model", model, "--device", "cpu"]  # fmt: skip
+
+
+def test_ecapa_refuses_an_unknown_hub_id_before_loading_anything(book: Path, capsys) -> None:
+    assert main(verify_with_ecapa(clip(book.parent), "some-org/spkrec-anything")) == 2
+    line = one_error_line(capsys)
+    assert "some-org/spkrec-anything" in line and "speechbrain/spkrec-ecapa-voxceleb" in line
+    assert "local folder" in line and "hyperparams.yaml" in line
+
+
+def test_ecapa_folder_without_hyperparams_is_not_a_model(book: Path, capsys) -> None:
+    folder = book.parent / "ecapa"
+    folder.mkdir()
+    assert main(verify_with_ecapa(clip(book.parent), str(folder))) == ModelLoadError.exit_code
+    assert "hyperparams.yaml" in one_error_line(capsys)
+
+
+def test_ecapa_accepts_the_known_id_and_a_local_folder(tmp_path: Path) -> None:
+    from llasa_cli.verify.speaker import DEFAULT_ECAPA_MODEL, ecapa_source
+
+    assert ecapa_source(DEFAULT_ECAPA_MODEL) == DEFAULT_ECAPA_MODEL
+    (tmp_path / "hyperparams.yaml").write_text("# the user's own, read by them\n")
+    assert ecapa_source(str(tmp_path)) == str(tmp_path.resolve())

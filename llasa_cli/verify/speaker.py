@@ -9,7 +9,9 @@ Backends behind `SpeakerEmbedder.embed(clips) -> [N, D]`:
   only clips of equal length, so a clip's embedding never depends on its batch. Models with
   per-frame layer norm batch any lengths, padded, with an attention mask.
 - `ecapa`: speechbrain's ECAPA-TDNN (`speechbrain/spkrec-ecapa-voxceleb`), only where speechbrain
-  imports; elsewhere choosing it is a ModelLoadError saying why.
+  imports; elsewhere choosing it is a ModelLoadError saying why. speechbrain builds whatever Python
+  objects a model's `hyperparams.yaml` names, so only the known ids in `ECAPA_KNOWN_IDS` or a local
+  folder the user points at are loaded (`ecapa_source`).
 
 Similarity is the cosine of an embedding with the reference clip's embedding (-1..1).
 torch, transformers and speechbrain are imported inside the functions.
@@ -18,6 +20,7 @@ torch, transformers and speechbrain are imported inside the functions.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
@@ -30,6 +33,10 @@ ECAPA = "ecapa"
 DEFAULT_WAVLM_MODEL = "microsoft/wavlm-base-plus-sv"
 DEFAULT_ECAPA_MODEL = "speechbrain/spkrec-ecapa-voxceleb"
 DEFAULT_SPEAKER_MODELS = {WAVLM: DEFAULT_WAVLM_MODEL, ECAPA: DEFAULT_ECAPA_MODEL}
+# Hub ids whose hyperparams.yaml is speechbrain's stock ECAPA recipe: speechbrain's `from_hparams`
+# instantiates any Python object such a file names, so other ids are refused.
+ECAPA_KNOWN_IDS = (DEFAULT_ECAPA_MODEL,)
+ECAPA_HPARAMS_FILE = "hyperparams.yaml"
 WAVLM_MODEL_TYPE = "wavlm"
 DEFAULT_EMBED_BATCH_SIZE = 8
 # The x-vector TDNN needs a few dozen frames; shorter clips (and empty ones) are zero-padded to this.
@@ -156,7 +163,29 @@ class EcapaEmbedder:
         return np.stack(vectors).astype(np.float32) if vectors else np.zeros((0, 0), dtype=np.float32)
 
 
+def ecapa_source(spec: str) -> str:
+    """What speechbrain may load for `spec`: a local folder holding hyperparams.yaml, or a known hub id.
+
+    Raises ModelNotFoundError (a path that does not exist), ModelLoadError (a folder without
+    hyperparams.yaml) or InvalidOptionError (any other hub id), before speechbrain is imported."""
+    from ..engine.hub import resolve_spec
+
+    source = resolve_spec(spec, aliases={})
+    if source.is_local:
+        if not (Path(source.location) / ECAPA_HPARAMS_FILE).is_file():
+            raise ModelLoadError(f"{spec!r} is not a speechbrain ECAPA folder: it has no {ECAPA_HPARAMS_FILE}")
+        return source.location
+    if spec not in ECAPA_KNOWN_IDS:
+        raise InvalidOptionError(
+            f"--speaker-backend ecapa loads only {', '.join(ECAPA_KNOWN_IDS)} or a local folder, not {spec!r}: "
+            f"speechbrain builds whatever Python objects a model's {ECAPA_HPARAMS_FILE} names, so an unknown "
+            "repository could run code; download it, read its hyperparams.yaml, and pass the folder"
+        )
+    return spec
+
+
 def load_ecapa_embedder(spec: str, device: str) -> EcapaEmbedder:
+    source = ecapa_source(spec)
     try:
         from speechbrain.inference.speaker import EncoderClassifier
     except Exception as exc:  # ImportError, or torchaudio failing to load its native library
@@ -165,7 +194,7 @@ def load_ecapa_embedder(spec: str, device: str) -> EcapaEmbedder:
             f"imported here ({type(exc).__name__}: {first_line(exc)}); use --speaker-backend wavlm"
         ) from exc
     try:
-        encoder = EncoderClassifier.from_hparams(source=spec, run_opts={"device": device})
+        encoder = EncoderClassifier.from_hparams(source=source, run_opts={"device": device})
     except Exception as exc:
         raise ModelLoadError(f"cannot load the ECAPA speaker model {spec!r}: {exc}") from exc
     if encoder is None:
