@@ -3,10 +3,15 @@
 Checked on arbitrary Unicode and on adversarial manuscripts built from nasty pieces
 (huge sentences, 5,000-character words, URLs, odd punctuation, lone CRs, empty
 chapters, Markdown syntax). With normalisation and chapter detection off, the
-segments' words are exactly the input's words.
+segments' words are exactly the input's words. Markdown documents built from real
+structure (lists and quotes nested past the parser's depth limit, tables with ragged
+rows, footnotes, code and HTML blocks) keep every prose word, once, in order.
 """
 
 from __future__ import annotations
+
+import re
+from dataclasses import dataclass
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -132,3 +137,144 @@ def test_adversarial_examples(text: str) -> None:
     plan = build_plan(Manuscript("m", text, False), options)
     assert segment_words(plan) == text.split()
     check_structure(plan, 5.0)
+
+
+# --- Markdown structure ------------------------------------------------------
+# Documents built from Markdown blocks, each knowing the words a listener must hear. Prose words
+# ("zq...") are words normalisation leaves alone; they must all be spoken, once, in order. Words of
+# code and HTML blocks ("kq...") may be dropped, but only with a warning that says so.
+
+PROSE_WORD = st.from_regex(r"zq[a-z]{1,4}", fullmatch=True)
+CODE_WORD = st.from_regex(r"kq[a-z]{1,4}", fullmatch=True)
+PROSE_PATTERN = re.compile(r"zq[a-z]+")
+CODE_PATTERN = re.compile(r"kq[a-z]+")
+INLINE_FORMS = (
+    "{}", "*{}*", "**{}**", "_{}_", "`{}`", "~~{}~~", "[{}](http://example.com/a)", "<b>{}</b>", "{}[^n1]",
+    "&amp;{}", "{}<!-- x -->", "![picture](a.png){}",
+)  # fmt: skip
+MAX_QUOTE_DEPTH = 60  # past the parser's 40 container levels
+MAX_LIST_DEPTH = 30  # a list level costs two container levels
+
+
+@dataclass(frozen=True)
+class Doc:
+    lines: tuple[str, ...]
+    prose: tuple[str, ...] = ()
+    code: tuple[str, ...] = ()
+
+    def __add__(self, other: Doc) -> Doc:
+        return Doc(self.lines + ("",) + other.lines, self.prose + other.prose, self.code + other.code)
+
+
+@st.composite
+def inline_run(draw) -> tuple[str, list[str]]:
+    words = draw(st.lists(PROSE_WORD, min_size=1, max_size=5))
+    forms = draw(st.lists(st.sampled_from(INLINE_FORMS), min_size=len(words), max_size=len(words)))
+    return " ".join(form.format(word) for form, word in zip(forms, words, strict=True)), words
+
+
+@st.composite
+def paragraph(draw) -> Doc:
+    runs = draw(st.lists(inline_run(), min_size=1, max_size=3))
+    return Doc(tuple(text for text, _ in runs), tuple(word for _, words in runs for word in words))
+
+
+@st.composite
+def heading(draw) -> Doc:
+    text, words = draw(inline_run())
+    return Doc((f"{'#' * draw(st.integers(1, 3))} {text}",), tuple(words))
+
+
+@st.composite
+def code_like(draw) -> Doc:
+    words = draw(st.lists(CODE_WORD, min_size=1, max_size=4))
+    line = " ".join(words)
+    kind = draw(st.sampled_from(["fence", "tilde", "indented", "html"]))
+    lines = {
+        "fence": ("```python", line, "```"),
+        "tilde": ("~~~", line, "~~~"),
+        "indented": ("    " + line,),
+        "html": ("<div>", line, "</div>"),
+    }[kind]
+    return Doc(lines, (), tuple(words))
+
+
+@st.composite
+def table(draw) -> Doc:
+    columns = draw(st.integers(1, 3))
+    rows = [draw(st.lists(inline_run(), min_size=columns, max_size=columns))]
+    rows += draw(st.lists(st.lists(inline_run(), min_size=1, max_size=5), min_size=0, max_size=3))
+    lines = ["| " + " | ".join(text for text, _ in row) + " |" for row in rows]
+    lines.insert(1, "|" + "---|" * columns)
+    return Doc(tuple(lines), tuple(word for row in rows for _, words in row for word in words))
+
+
+@st.composite
+def footnote(draw) -> Doc:
+    text, words = draw(inline_run())
+    return Doc((f"[^n1]: {text}",), tuple(words))
+
+
+LEAF = st.one_of(
+    paragraph(), paragraph(), heading(), code_like(), table(), footnote(),
+    st.just(Doc(("[ref1]: http://example.com/x",))), st.just(Doc(("* * *",))),
+)  # fmt: skip
+
+
+def quoted(doc: Doc, depth: int) -> Doc:
+    marker = ">" * depth
+    return Doc(tuple(f"{marker} {line}" if line else marker for line in doc.lines), doc.prose, doc.code)
+
+
+def list_item(doc: Doc, ordered: bool) -> Doc:
+    marker, indent = ("1. ", "   ") if ordered else ("- ", "  ")
+    lines = (marker + doc.lines[0], *(indent + line if line else "" for line in doc.lines[1:]))
+    return Doc(lines, doc.prose, doc.code)
+
+
+def blocks(parts: list[Doc]) -> Doc:
+    whole = parts[0]
+    for part in parts[1:]:
+        whole = whole + part
+    return whole
+
+
+@st.composite
+def container(draw, depth: int) -> Doc:
+    """A quote or list of 1-3 blocks, themselves containers while `depth` lasts."""
+    inner = LEAF if depth <= 1 else st.one_of(LEAF, container(depth - 1))
+    body = blocks(draw(st.lists(inner, min_size=1, max_size=3)))
+    if draw(st.booleans()):
+        return quoted(body, draw(st.integers(1, 3)))
+    return list_item(body, draw(st.booleans()))
+
+
+@st.composite
+def deep_chain(draw) -> Doc:
+    """A list or quote nested far past the parser's depth limit, with words at every level."""
+    doc = draw(LEAF)
+    if draw(st.booleans()):
+        return quoted(doc, draw(st.integers(1, MAX_QUOTE_DEPTH)))
+    ordered = draw(st.booleans())
+    for _ in range(draw(st.integers(1, MAX_LIST_DEPTH))):
+        doc = list_item(draw(paragraph()) + doc, ordered)
+    return doc
+
+
+MARKDOWN_DOCS = st.lists(st.one_of(LEAF, LEAF, container(3), deep_chain()), min_size=1, max_size=8).map(blocks)
+
+
+@SETTINGS
+@given(doc=MARKDOWN_DOCS, chapters=st.booleans(), budget=st.floats(1.0, 30.0))
+def test_markdown_structure_loses_no_prose(doc: Doc, chapters: bool, budget: float) -> None:
+    options = TextOptions(detect_chapters=chapters, max_segment_seconds=budget)
+    try:
+        plan = build_plan(Manuscript("m.md", "\n".join(doc.lines), True), options)
+    except InputEmptyError:
+        assert not doc.prose
+        return
+    spoken = " ".join(segment.text for segment in plan.segments)
+    assert PROSE_PATTERN.findall(spoken) == list(doc.prose)
+    if set(doc.code) - set(CODE_PATTERN.findall(spoken)):
+        assert any("dropped" in warning for warning in plan.warnings)
+    check_structure(plan, budget)

@@ -27,7 +27,8 @@ from num2words import num2words
 
 from ..options import TextOptions
 from .manuscript import normalize_newlines
-from .normalize import HAS_WORD, ROMAN, collapse_whitespace, inline_text, markdown_parser
+from .markdown_parser import markdown_parser
+from .normalize import HAS_WORD, ROMAN, collapse_whitespace, inline_text
 
 # Chapter numbers written as words are recognised up to this ("Chapter Ninety-Nine").
 MAX_WORD_NUMBER = 100

@@ -1,9 +1,11 @@
 """From written chapter text to what the narrator should say.
 
 Order, for each paragraph (only whitespace is touched when `normalize=False`):
-1. Markdown to plain text (Markdown input only): emphasis, inline code ticks
-   and link syntax go, link text stays; images, raw HTML, fenced/indented code
-   blocks and thematic breaks are dropped and counted.
+1. Markdown to plain text (Markdown input only, parsed by `markdown_parser.py`,
+   which loses no text): emphasis, inline code ticks and link syntax go, link
+   text stays; images, raw HTML, fenced/indented code blocks, footnote markers
+   (`[^1]`; the note's text is read where it is written) and link definitions
+   are dropped and counted; thematic breaks go.
 2. Character clean-up: NFC, curly quotes, dashes, the ellipsis character,
    non-breaking and zero-width spaces (for `zh` only spaces: CJK punctuation stays).
 3. The user's lexicon (see `lexicon.py`), before any built-in rule, and its
@@ -43,9 +45,9 @@ from num2words.lang_EN import Num2Word_EN
 
 from ..options import TextOptions
 from .lexicon import Lexicon, apply_lexicon
+from .markdown_parser import FOOTNOTE_REF, markdown_parser
 
 if TYPE_CHECKING:
-    from markdown_it import MarkdownIt
     from markdown_it.token import Token
 
 # What Markdown clean-up and paragraph filtering may drop, as (singular, plural).
@@ -53,8 +55,10 @@ CODE_BLOCK = ("code block", "code blocks")
 IMAGE = ("image", "images")
 HTML_BLOCK = ("HTML block", "HTML blocks")
 HTML_TAG = ("HTML tag", "HTML tags")
+FOOTNOTE_MARKER = ("footnote marker", "footnote markers")
+LINK_DEFINITION = ("link definition", "link definitions")
 NO_WORDS = ("paragraph with no words", "paragraphs with no words")
-_DROP_KINDS = (CODE_BLOCK, IMAGE, HTML_BLOCK, HTML_TAG, NO_WORDS)
+_DROP_KINDS = (CODE_BLOCK, IMAGE, HTML_BLOCK, HTML_TAG, FOOTNOTE_MARKER, LINK_DEFINITION, NO_WORDS)
 
 HAS_WORD = re.compile(r"[^\W_]")  # a letter or digit: something a narrator can say
 # Longer digit runs are read digit by digit (serial numbers, not quantities).
@@ -142,19 +146,13 @@ def split_paragraphs(text: str) -> list[str]:
 # --- Markdown ---------------------------------------------------------------
 
 
-@functools.lru_cache(maxsize=1)
-def markdown_parser() -> MarkdownIt:
-    from markdown_it import MarkdownIt  # imported here: only Markdown input needs it
-
-    return MarkdownIt("commonmark", {"html": True}).enable(["table", "strikethrough"])
-
-
 def markdown_paragraphs(text: str, dropped: Counter[str]) -> list[str]:
     """The text of each Markdown block (paragraph, heading, list item, table row) in order."""
     blocks: list[str] = []
     row: list[str] | None = None
     item_number = ""
-    for token in markdown_parser().parse(text):
+    env: dict = {}
+    for token in markdown_parser().parse(text, env):
         if token.type in ("fence", "code_block"):
             dropped[CODE_BLOCK[0]] += 1
         elif token.type == "html_block":
@@ -173,6 +171,8 @@ def markdown_paragraphs(text: str, dropped: Counter[str]) -> list[str]:
             else:
                 blocks.append(item_number + content)
                 item_number = ""
+    if env.get("references"):
+        dropped[LINK_DEFINITION[0]] += len(env["references"])
     return [block for block in blocks if block.strip()]
 
 
@@ -188,6 +188,8 @@ def inline_text(children: Iterable[Token], dropped: Counter[str] | None = None) 
             dropped[IMAGE[0]] += 1
         elif child.type == "html_inline" and dropped is not None:
             dropped[HTML_TAG[0]] += 1
+        elif child.type == FOOTNOTE_REF and dropped is not None:
+            dropped[FOOTNOTE_MARKER[0]] += 1
     return "".join(parts)
 
 

@@ -1,0 +1,69 @@
+"""`llasa split` on hostile and odd input, through the installed command as a user meets it:
+nothing is lost, nothing hangs, and every refusal is one line with its exit code."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+# A command that takes longer than this is hanging, not working.
+SPLIT_TIMEOUT_S = 60
+
+
+def llasa_command() -> str:
+    """The `llasa` entry point pip installed beside this Python."""
+    script = Path(sys.executable).with_name("llasa")
+    if not script.exists():
+        pytest.skip("the llasa entry point is not installed next to this Python")
+    return str(script)
+
+
+def split(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [llasa_command(), "split", *map(str, args)], capture_output=True, text=True, timeout=SPLIT_TIMEOUT_S
+    )
+
+
+def split_json(*args: str | Path) -> list[dict]:
+    result = split(*args, "--json")
+    assert result.returncode == 0, result.stderr
+    return [json.loads(line) for line in result.stdout.splitlines()]
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess[str], exit_code: int, *fragments: str) -> None:
+    assert result.returncode == exit_code, (result.returncode, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("llasa: error: "), result.stderr
+    assert "Traceback" not in result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+def spoken_words(segments: list[dict]) -> list[str]:
+    return [word for segment in segments for word in segment["text"].split()]
+
+
+# --- Markdown nesting ------------------------------------------------------------
+
+
+def test_a_list_nested_past_the_parser_limit_keeps_the_rest_of_the_book(tmp_path):
+    items = [f"{'  ' * depth}- item{chr(97 + depth)}" for depth in range(25)]
+    quote = ">" * 30 + " deep quoted words"
+    text = "\n".join(["# One", "", *items, "", "After the list.", "", "# Two", "", quote, "", "The end."])
+    (tmp_path / "book.md").write_text(text)
+    segments = split_json(tmp_path / "book.md")
+    assert [f"item{chr(97 + depth)}" for depth in range(25)] == [
+        word for word in spoken_words(segments) if word.startswith("item")
+    ]
+    assert sorted({segment["chapter_title"] for segment in segments}) == ["One", "Two"]
+    assert spoken_words(segments)[-6:] == ["Two", "deep", "quoted", "words", "The", "end."]
+
+
+@pytest.mark.parametrize("opening", ["> ", "- ", "1. ", "> - "])
+def test_a_hundred_thousand_levels_of_nesting_are_read_in_bounded_time(tmp_path, opening):
+    (tmp_path / "deep.md").write_text(opening * 100_000 + "bottom\n\nAfter it.\n")
+    assert spoken_words(split_json(tmp_path / "deep.md"))[-3:] == ["bottom", "After", "it."]
