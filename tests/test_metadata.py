@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -63,6 +64,32 @@ def test_malformed_front_matter_is_a_decode_error():
 def test_front_matter_is_never_unpickled_or_executed():
     with pytest.raises(InputDecodeError):
         parse_front_matter("---\ntitle: !!python/object/apply:os.system ['true']\n---\nText\n")
+
+
+BILLION_LAUGHS = (
+    "---\ntitle: Laughs\na: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n"
+    + "".join(f"{name}: &{name} [{', '.join([f'*{prev}'] * 9)}]\n" for prev, name in pairwise("abcdefghi"))
+    + "author: *i\n---\nText.\n"
+)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [BILLION_LAUGHS, "---\ntitle: &loop [*loop]\n---\nText\n", "---\ntitle: &name Book\n---\nText\n"],
+)
+def test_anchors_and_aliases_are_refused_before_anything_expands(text):
+    with pytest.raises(InputDecodeError, match="anchors or aliases"):
+        parse_front_matter(text)
+
+
+def test_deeply_nested_front_matter_is_refused_without_recursion():
+    with pytest.raises(InputDecodeError, match="deeper than"):
+        parse_front_matter("---\ntitle: " + "[" * 100_000 + "]" * 100_000 + "\n---\nText\n")
+
+
+def test_aliases_in_a_block_that_is_not_front_matter_leave_it_as_text():
+    text = "---\n*Emphasis* opens this scene\n---\n\nText.\n"
+    assert parse_front_matter(text) == ({}, text)
 
 
 def test_flags_win_over_front_matter():

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -67,3 +68,23 @@ def test_a_list_nested_past_the_parser_limit_keeps_the_rest_of_the_book(tmp_path
 def test_a_hundred_thousand_levels_of_nesting_are_read_in_bounded_time(tmp_path, opening):
     (tmp_path / "deep.md").write_text(opening * 100_000 + "bottom\n\nAfter it.\n")
     assert spoken_words(split_json(tmp_path / "deep.md"))[-3:] == ["bottom", "After", "it."]
+
+
+# --- YAML front matter -----------------------------------------------------------
+
+LAUGH_LEVELS = "abcdefghi"
+
+
+def billion_laughs() -> str:
+    levels = [f"a: &a [{', '.join(['lol'] * 9)}]"]
+    levels += [f"{name}: &{name} [{', '.join([f'*{prev}'] * 9)}]" for prev, name in pairwise(LAUGH_LEVELS)]
+    return "\n".join(["---", "title: Laughs", *levels, f"author: *{LAUGH_LEVELS[-1]}", "---", "", "Text."])
+
+
+@pytest.mark.parametrize(
+    "front", [billion_laughs(), "---\ntitle: &loop [*loop]\n---\n\nText.\n"], ids=["billion-laughs", "recursive"]
+)
+def test_yaml_aliases_are_refused_in_one_line(tmp_path, front):
+    (tmp_path / "book.md").write_text(front)
+    result = split(tmp_path / "book.md")
+    assert_one_line_error(result, 12, "book.md", "anchors or aliases")

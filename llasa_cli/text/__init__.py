@@ -3,7 +3,8 @@
 `read_manuscript` (manuscript.py) decodes a .txt, .md or .epub file (epub.py, epub_xhtml.py) with
 its YAML front matter (metadata.py); `build_plan` (planner.py) finds chapters (chapters.py),
 normalises the text for speech (normalize.py; Markdown is read by markdown_parser.py, and the user's
-lexicon.py applies) and packs sentences into segments. The `Plan` of `Chapter`s and `Segment`s (plan.py) is what the rest of the pipeline reads.
+lexicon.py applies) and packs sentences into segments. The `Plan` of `Chapter`s and `Segment`s
+(plan.py) is what the rest of the pipeline reads.
 """
 
 from .chapters import chapter_slug

@@ -91,7 +91,10 @@ def _with_front_matter(manuscript: Manuscript, source: str) -> Manuscript:
     from .metadata import parse_front_matter
 
     base = None if source == STDIN_SOURCE else Path(source).parent
-    front, body = parse_front_matter(manuscript.text, base)
+    try:
+        front, body = parse_front_matter(manuscript.text, base)
+    except InputDecodeError as exc:
+        raise InputDecodeError(f"{manuscript.name}: {exc}") from exc
     if not front:
         return manuscript
     if not body.strip():

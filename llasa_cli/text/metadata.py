@@ -11,7 +11,8 @@ A Markdown manuscript may start with YAML front matter::
     cover: cover.jpg           # relative to the manuscript's folder
     ---
 
-Rules (pure text processing, `yaml.safe_load` only):
+Rules (pure text processing, `yaml.safe_load` only, of plain data: no anchors or aliases,
+at most MAX_YAML_DEPTH levels of nesting):
 - The block must start on the very first line (`---`) and end with a line `---` or `...`.
 - It is taken as front matter only when it parses to a mapping holding at least one
   known key (above, case-insensitive). Anything else (`---` used as a thematic break,
@@ -26,7 +27,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -55,6 +56,8 @@ FIELD_ALIASES: Mapping[str, str] = {
 LIST_SEPARATOR = ", "
 # JPEG and PNG are the cover formats every audiobook player shows.
 COVER_MAGIC = {b"\xff\xd8\xff": "jpeg", b"\x89PNG\r\n\x1a\n": "png"}
+# Book metadata is a flat mapping with an occasional list; deeper data is not metadata.
+MAX_YAML_DEPTH = 8
 _YEAR_PREFIX = re.compile(r"^\s*(\d{1,4})(?:\D|$)")
 
 
@@ -85,11 +88,11 @@ def parse_front_matter(text: str, base_dir: Path | None = None) -> tuple[dict[st
         return {}, text
     raw, body = block
     try:
-        data = _safe_load(raw)
+        data = _load_plain_yaml(raw)
     except ValueError as exc:
         if not _mentions_known_key(raw):
             return {}, text
-        raise InputDecodeError(f"front matter is not valid YAML: {exc}") from exc
+        raise InputDecodeError(f"front matter {exc}") from exc
     if not isinstance(data, dict):
         return {}, text
     values = _known_values(data)
@@ -149,13 +152,32 @@ def _front_matter_block(text: str) -> tuple[str, str] | None:
     return None
 
 
-def _safe_load(raw: str) -> Any:
+def _load_plain_yaml(raw: str) -> Any:
+    """The YAML data of `raw`; ValueError (its message ends a sentence starting "front matter")
+    when it is not YAML, or not plain data: aliases can expand a few lines into gigabytes or
+    into a loop, and PyYAML builds nested data by recursion."""
     import yaml
 
     try:
+        _check_plain(yaml.parse(raw, Loader=yaml.SafeLoader))
         return yaml.safe_load(raw)
     except yaml.YAMLError as exc:
-        raise ValueError(" ".join(str(exc).split())) from exc
+        raise ValueError(f"is not valid YAML: {' '.join(str(exc).split())}") from exc
+
+
+def _check_plain(events: Iterable[Any]) -> None:
+    import yaml
+
+    depth = 0
+    for event in events:
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
+            raise ValueError("uses YAML anchors or aliases (&name, *name), which are not allowed")
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > MAX_YAML_DEPTH:
+                raise ValueError(f"nests lists or mappings deeper than {MAX_YAML_DEPTH} levels")
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
 
 
 def _mentions_known_key(raw: str) -> bool:
