@@ -9,7 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from llasa_cli.errors import InvalidOptionError
 from llasa_cli.options import TextOptions
+from llasa_cli.text import chapters
 from llasa_cli.text.chapters import SLUG_MAX_TITLE_CHARS, RawChapter, chapter_slug, split_chapters
 
 PLAIN = TextOptions()
@@ -145,6 +147,18 @@ def test_chapter_pattern_in_markdown_strips_heading_markers() -> None:
     options = TextOptions(chapter_pattern=r"#+ Scene \d+(?: #+)?")
     text = "# Title\n\n### Scene 1\n\nA.\n\n### Scene 2 ###\n\nB."
     assert titles(text, is_markdown=True, options=options) == [None, "Scene 1", "Scene 2"]
+
+
+def test_a_chapter_pattern_that_backtracks_for_ages_is_stopped_with_its_name() -> None:
+    options = TextOptions(chapter_pattern=r"(a|aa)+$")
+    with pytest.raises(InvalidOptionError, match=r"'\(a\|aa\)\+\$' takes too long"):
+        split_chapters("Intro.\n\n" + "a" * 200 + "!\n\nText.", False, options)
+
+
+def test_the_chapter_pattern_time_limit_covers_all_lines_together(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(chapters, "PATTERN_TOTAL_SECONDS", 0.0)
+    with pytest.raises(InvalidOptionError, match="takes too long"):
+        split_chapters("Section 1\n\nText.", False, TextOptions(chapter_pattern=r"Section \d+"))
 
 
 @pytest.mark.parametrize(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from itertools import pairwise
 from pathlib import Path
 
@@ -88,3 +89,29 @@ def test_yaml_aliases_are_refused_in_one_line(tmp_path, front):
     (tmp_path / "book.md").write_text(front)
     result = split(tmp_path / "book.md")
     assert_one_line_error(result, 12, "book.md", "anchors or aliases")
+
+
+# --- --chapter-pattern --------------------------------------------------------------
+
+
+@pytest.fixture
+def line_of_as(tmp_path: Path) -> Path:
+    path = tmp_path / "book.txt"
+    path.write_text("Opening words.\n\n" + "a" * 5_000 + "!\n\nMore words.\n")
+    return path
+
+
+@pytest.mark.parametrize("pattern", [r"(a|aa)+$", r"(a|a)+b"])
+def test_a_catastrophic_chapter_pattern_fails_in_one_line_instead_of_hanging(line_of_as, pattern):
+    started = time.monotonic()
+    result = split(line_of_as, "--chapter-pattern", pattern)
+    assert_one_line_error(result, 2, f"--chapter-pattern {pattern!r}", "takes too long")
+    assert time.monotonic() - started < SPLIT_TIMEOUT_S / 2
+
+
+def test_the_pattern_from_the_report_finishes(line_of_as):
+    assert split_json(line_of_as, "--chapter-pattern", r"(a+)+$")
+
+
+def test_an_invalid_chapter_pattern_is_one_line(line_of_as):
+    assert_one_line_error(split(line_of_as, "--chapter-pattern", "(a+"), 2, "--chapter-pattern", "regular expression")

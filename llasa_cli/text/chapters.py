@@ -2,7 +2,9 @@
 
 Detection, in order of precedence:
 1. `options.chapter_pattern`: every line whose stripped text the regex matches in
-   full starts a chapter; the line (less any `#` markers) is the title.
+   full starts a chapter; the line (less any `#` markers) is the title. The pattern
+   is run by `regex` with a time limit, so one that backtracks without end fails
+   with an error naming it instead of hanging.
 2. Markdown: top-level headings of level 1 and 2 (ATX `#`/`##`, and setext
    underlines, since every viewer shows those as headings too). Deeper headings
    (`###`...) stay in the chapter and are read as paragraphs of its text;
@@ -20,11 +22,14 @@ digit. A heading with nothing under it is still a chapter (its title is spoken).
 from __future__ import annotations
 
 import re
+import time
 import unicodedata
 from dataclasses import dataclass
 
+import regex
 from num2words import num2words
 
+from ..errors import InvalidOptionError
 from ..options import TextOptions
 from .manuscript import normalize_newlines
 from .markdown_parser import markdown_parser
@@ -37,6 +42,9 @@ MAX_TITLE_CHARS = 120
 SLUG_MIN_DIGITS = 2
 SLUG_MAX_TITLE_CHARS = 50
 SLUG_FALLBACK = "chapter"
+# A --chapter-pattern may backtrack for ages on some line: each line, and all lines together, get this long.
+PATTERN_LINE_SECONDS = 1.0
+PATTERN_TOTAL_SECONDS = 10.0
 _MARKDOWN_CHAPTER_TAGS = ("h1", "h2")
 _NOT_PROSE_TOKENS = ("fence", "code_block", "html_block")
 
@@ -87,7 +95,7 @@ def split_chapters(text: str, is_markdown: bool, options: TextOptions) -> list[R
     if is_markdown:
         headings, skip = _markdown_headings(text)
     if options.chapter_pattern:
-        headings = _pattern_headings(lines, re.compile(options.chapter_pattern), is_markdown, skip)
+        headings = _pattern_headings(lines, compile_chapter_pattern(options.chapter_pattern), is_markdown, skip)
     elif not headings:
         headings = _standalone_headings(lines, skip)
     return _cut(text, lines, headings)
@@ -122,13 +130,39 @@ def _markdown_headings(text: str) -> tuple[list[_Heading], set[int]]:
     return headings, skip
 
 
-def _pattern_headings(lines: list[str], pattern: re.Pattern[str], is_markdown: bool, skip: set[int]) -> list[_Heading]:
+def compile_chapter_pattern(text: str) -> regex.Pattern[str]:
+    """The user's --chapter-pattern, compiled by `regex`, which can stop a match that runs too long."""
+    try:
+        return regex.compile(text)
+    except regex.error as exc:
+        raise InvalidOptionError(f"--chapter-pattern {text!r} is not a valid regular expression: {exc}") from exc
+
+
+def _pattern_headings(
+    lines: list[str], pattern: regex.Pattern[str], is_markdown: bool, skip: set[int]
+) -> list[_Heading]:
     headings = []
+    deadline = time.monotonic() + PATTERN_TOTAL_SECONDS
     for number, line in enumerate(lines):
         stripped = line.strip()
-        if stripped and number not in skip and pattern.fullmatch(stripped):
+        if stripped and number not in skip and _matches_in_time(pattern, stripped, deadline):
             headings.append(_Heading(number, number + 1, _title_of(stripped, is_markdown)))
     return headings
+
+
+def _matches_in_time(pattern: regex.Pattern[str], line: str, deadline: float) -> bool:
+    """Whether `pattern` matches all of `line`; InvalidOptionError when it takes too long,
+    as a pattern with nested repeats such as `(a|aa)+$` can on a long line."""
+    allowed = min(PATTERN_LINE_SECONDS, deadline - time.monotonic())
+    try:
+        if allowed <= 0:
+            raise TimeoutError
+        return pattern.fullmatch(line, timeout=allowed) is not None
+    except TimeoutError as exc:
+        raise InvalidOptionError(
+            f"--chapter-pattern {pattern.pattern!r} takes too long to match a line of {len(line)} characters; "
+            "simplify it, e.g. without nested repeats such as (a+)+"
+        ) from exc
 
 
 def _standalone_headings(lines: list[str], skip: set[int]) -> list[_Heading]:
