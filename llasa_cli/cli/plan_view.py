@@ -34,6 +34,7 @@ def format_duration(seconds: float) -> str:
 def print_plan(plan: Plan) -> None:
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     table = Table(title="Synthesis plan", show_footer=True)
     table.add_column("#", justify="right", footer="")
@@ -46,7 +47,7 @@ def print_plan(plan: Plan) -> None:
         table.add_row(
             str(chapter.number),
             chapter.slug,
-            chapter.title or "(untitled)",
+            Text(chapter.title or "(untitled)"),  # a title is text, never Rich markup: "[/]" is no tag
             str(len(segments)),
             format_duration(sum(s.est_seconds for s in segments)),
         )

@@ -14,9 +14,11 @@ from pathlib import Path
 from urllib.parse import unquote
 
 from ..errors import InputDecodeError
+from .controls import remove_terminal_controls, without_terminal_controls
 
 FOOTNOTE_MARKER = "footnote marker"
 IMAGE = "image"
+CONTROL_CHARACTER = "control character"  # or terminal escape sequence (controls.py)
 OPS_NS = "http://www.idpf.org/2007/ops"
 _TYPE_ATTRS = (f"{{{OPS_NS}}}type", "epub:type")
 HEADING_TAGS = frozenset({"h1", "h2", "h3", "h4", "h5", "h6"})
@@ -91,7 +93,7 @@ def types_of(el) -> frozenset[str]:
 
 
 def text_of(el) -> str:
-    return " ".join("".join(el.itertext()).split())
+    return " ".join(without_terminal_controls("".join(el.itertext())).split())
 
 
 def is_note(el) -> bool:
@@ -163,7 +165,10 @@ class DocumentWalker:
         self.blocks.extend(inner.blocks)
 
     def _flush(self, kind: str) -> None:
-        text = " ".join("".join(self._parts).split())
+        text, removed = remove_terminal_controls("".join(self._parts))
+        if removed:
+            self.dropped[CONTROL_CHARACTER] += removed
+        text = " ".join(text.split())
         self._parts = []
         if text:
             self.blocks.append(Block(kind, text, tuple(self._anchors)))

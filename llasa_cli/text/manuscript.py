@@ -1,4 +1,5 @@
-"""Reading a manuscript: bytes from a file or stdin to clean Unicode text.
+"""Reading a manuscript: bytes from a file or stdin to clean Unicode text (LF line ends, no
+terminal control characters: see controls.py).
 
 Every way an input can be unusable raises its own domain error with a one-line
 message that names the input, so the CLI can print it as is.
@@ -7,6 +8,7 @@ message that names the input, so the CLI can print it as is.
 from __future__ import annotations
 
 import codecs
+import dataclasses
 import re
 import sys
 from dataclasses import dataclass, field
@@ -21,6 +23,7 @@ from ..errors import (
     InputNotFoundError,
     InvalidOptionError,
 )
+from .controls import remove_terminal_controls
 
 STDIN_SOURCE = "-"
 STDIN_NAME = "<stdin>"
@@ -74,14 +77,22 @@ def read_manuscript(
     else:
         name = source
         data = _read_file(Path(source))
-    text = normalize_newlines(decode_bytes(data, name, encoding))
+    text, warnings = _clean_text(decode_bytes(data, name, encoding), name)
     if not text.strip():
         raise InputEmptyError(f"{name}: the manuscript is empty (nothing but whitespace)")
     if source == STDIN_SOURCE:
         is_markdown = _ATX_HEADING.search(text) is not None
     else:
         is_markdown = Path(source).suffix.lower() in MARKDOWN_SUFFIXES
-    return _with_front_matter(Manuscript(name=name, text=text, is_markdown=is_markdown), source)
+    return _with_front_matter(Manuscript(name, text, is_markdown, warnings=warnings), source)
+
+
+def _clean_text(text: str, name: str) -> tuple[str, tuple[str, ...]]:
+    """LF line ends and no terminal controls, with a warning when controls were removed."""
+    text, removed = remove_terminal_controls(normalize_newlines(text))
+    if not removed:
+        return text, ()
+    return text, (f"{name}: removed {removed} terminal control character(s) or escape sequence(s) (not text)",)
 
 
 def _with_front_matter(manuscript: Manuscript, source: str) -> Manuscript:
@@ -99,7 +110,7 @@ def _with_front_matter(manuscript: Manuscript, source: str) -> Manuscript:
         return manuscript
     if not body.strip():
         raise InputEmptyError(f"{manuscript.name}: the manuscript has front matter but no text")
-    return Manuscript(name=manuscript.name, text=body, is_markdown=True, front_matter=front)
+    return dataclasses.replace(manuscript, text=body, front_matter=front)
 
 
 def _read_epub(source: str, keep_front_matter: bool) -> Manuscript:
@@ -114,10 +125,10 @@ def _read_epub(source: str, keep_front_matter: bool) -> Manuscript:
 
 def manuscript_from_text(text: str, name: str = "<text>", is_markdown: bool = False) -> Manuscript:
     """A manuscript from a string (e.g. `--text`), with the same newline and emptiness rules."""
-    text = normalize_newlines(text)
+    text, warnings = _clean_text(text, name)
     if not text.strip():
         raise InputEmptyError(f"{name}: the text is empty (nothing but whitespace)")
-    return Manuscript(name=name, text=text, is_markdown=is_markdown)
+    return Manuscript(name=name, text=text, is_markdown=is_markdown, warnings=warnings)
 
 
 def normalize_newlines(text: str) -> str:

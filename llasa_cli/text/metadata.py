@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputDecodeError, InvalidOptionError
+from .controls import without_terminal_controls
 
 FENCE_OPEN = "---"
 FENCE_CLOSE = ("---", "...")
@@ -216,7 +217,7 @@ def _coerce_text(name: str, value: Any) -> str | None:
         text = str(value)
     else:
         raise InputDecodeError(f"front matter: {name} must be text, not {type(value).__name__}")
-    text = " ".join(text.split())
+    text = " ".join(without_terminal_controls(text).split())
     return text or None
 
 
