@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 
 from llasa_cli.cli.app import main
+from llasa_cli.cli.plan_view import format_duration
 from llasa_cli.constants import SAMPLE_RATE, SAMPLES_PER_CODE
 from llasa_cli.engine.loading import SpeechModels
 from llasa_cli.engine.protocols import VoicePrompt
@@ -129,8 +131,27 @@ def test_stdout_stream_is_one_valid_wav(tmp_path, tiny_models, capfdbinary):
         ]
     )
     assert code == 0
-    data, rate = sf.read(io.BytesIO(capfdbinary.readouterr().out))
+    captured = capfdbinary.readouterr()
+    data, rate = sf.read(io.BytesIO(captured.out))
     assert rate == SAMPLE_RATE and len(data) > SAMPLE_RATE  # lead-in + speech + final pause
+    # The summary's length of audio written is the stream's, pauses included (not the speech alone).
+    summary = captured.err.decode().strip().splitlines()[-1]
+    assert summary.startswith("complete: ")
+    assert f"wrote 1 chapter(s), {format_duration(len(data) / rate)} of audio" in summary, summary
+
+
+def test_a_rebuild_only_run_says_so_and_shows_no_real_time_factor(tmp_path, tiny_models, capsys):
+    book, out = write_book(tmp_path), tmp_path / "out"
+    args = ["synth", str(book), "-o", str(out), "--model", str(tiny_models.llasa),
+            "--codec", str(tiny_models.xcodec2), "--device", "cpu", "--no-verify"]  # fmt: skip
+    assert main(args) == 0
+    first = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "of speech made in" in first and "RTF" in first and "wrote 3 chapter(s)" in first
+    (out / "02-chapter-two-the-storm.wav").unlink()
+    assert main(args) == 0
+    rebuilt = capsys.readouterr().err.strip().splitlines()[-1]
+    assert re.match(r"complete: (\d+)/\1 segments, nothing new to synthesise", rebuilt), rebuilt
+    assert "RTF" not in rebuilt and "wrote 1 chapter(s)" in rebuilt
 
 
 def test_a_missing_verifier_model_fails_before_any_synthesis(tmp_path, tiny_models, capsys):

@@ -35,9 +35,10 @@ class RunTally:
         self.total = len(plan.segments)
         self.done = 0
         self.generated = 0
-        self.audio_seconds = 0.0
-        self.suspect: list[str] = []
+        self.audio_seconds = 0.0  # speech synthesised by this run
+        self.suspect: list[tuple[int, int]] = []
         self.chapters_written = 0
+        self.written_seconds = 0.0  # chapter audio written by this run, pauses included
         self.held: list[int] = []
         self.flagged: tuple[str, ...] = ()
         self.retries = 0
@@ -66,9 +67,10 @@ class RunTally:
             self.retries += event.attempts - 1
             self.audio_seconds += event.audio_seconds
             if event.empty or event.hit_cap:
-                self.suspect.append(event.segment.segment_id)
-        elif isinstance(event, ChapterWritten):
-            self.chapters_written += 0 if event.unchanged else 1
+                self.suspect.append((event.segment.chapter, event.segment.index))
+        elif isinstance(event, ChapterWritten) and not event.unchanged:
+            self.chapters_written += 1
+            self.written_seconds += event.audio_seconds
         elif isinstance(event, RunStopped):
             self.stopped = event.reason
 
@@ -78,12 +80,13 @@ class RunTally:
             "segments_total": self.total,
             "segments_done": self.done,
             "segments_generated": self.generated,
-            "segments_suspect": self.suspect,
+            "segments_suspect": [f"{chapter}.{index}" for chapter, index in sorted(self.suspect)],
             "segments_flagged": list(self.flagged),
             "retries": self.retries,
             "chapters_held": self.held,
             "chapters_written": self.chapters_written,
             "audio_seconds": round(self.audio_seconds, 3),
+            "written_audio_seconds": round(self.written_seconds, 3),
             "elapsed_seconds": round(self.elapsed, 3),
             "real_time_factor": round(self.real_time_factor, 4),
             "stopped": self.stopped,
@@ -154,17 +157,25 @@ class HumanReporter:
         if not summary:
             return
         s = self.tally.summary()
-        line = (
-            f"{s['status']}: {s['segments_done']}/{s['segments_total']} segments, "
-            f"{format_duration(s['audio_seconds'])} of audio made in {format_duration(s['elapsed_seconds'])} "
-            f"(RTF {s['real_time_factor']:.2f})"
-        )
+        line = f"{s['status']}: {s['segments_done']}/{s['segments_total']} segments, " + _work_done(s)
         if s["segments_flagged"]:
             line += f"; {len(s['segments_flagged'])} flagged segment(s), see `llasa report`"
         elif s["segments_suspect"]:
             line += f"; {len(s['segments_suspect'])} segment(s) need a listen: {', '.join(s['segments_suspect'])}"
         if not self.quiet or s["status"] != "complete":
             self.console.print(line, markup=False)
+
+
+def _work_done(s: dict[str, Any]) -> str:
+    """What this run made: speech synthesised (with its real-time factor) and chapter audio written."""
+    elapsed = format_duration(s["elapsed_seconds"])
+    if s["segments_generated"]:
+        made = f"{format_duration(s['audio_seconds'])} of speech made in {elapsed} (RTF {s['real_time_factor']:.2f})"
+    else:
+        made = f"nothing new to synthesise ({elapsed})"
+    if s["chapters_written"]:
+        made += f"; wrote {s['chapters_written']} chapter(s), {format_duration(s['written_audio_seconds'])} of audio"
+    return made
 
 
 class JsonReporter:

@@ -189,7 +189,14 @@ def synth(
     no_speaker_check: NoSpeakerCheckOpt = False,
     verify_batch_size: VerifyBatchSizeOpt = _DEFAULT_VERIFY.batch_size,
     output: Annotated[
-        str | None, _opt("-o", "--output", help="Output folder, or - for one WAV stream on stdout.", panel=PANEL_AUDIO)
+        str | None,
+        _opt(
+            "-o",
+            "--output",
+            help="Output folder (default: STEM-audio, e.g. book-audio for book.epub; llasa-out for --text), "
+            "or - for one WAV stream on stdout.",
+            panel=PANEL_AUDIO,
+        ),
     ] = None,
     fmt: Annotated[
         str, _opt("--format", help="wav, flac, mp3, opus or m4b (one audiobook).", panel=PANEL_AUDIO)
