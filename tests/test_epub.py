@@ -11,8 +11,10 @@ import pytest
 
 from llasa_cli.errors import InputDecodeError, InputEmptyError, InputIsDirectoryError, InputNotFoundError
 from llasa_cli.options import TextOptions
+from llasa_cli.text import epub_archive
 from llasa_cli.text.chapters import split_chapters
 from llasa_cli.text.epub import IMAGE, NOTES_HEADING, epub_to_manuscript_text, markdown_escape, read_epub
+from llasa_cli.text.epub_archive import MAX_ENTRY_BYTES
 from llasa_cli.text.epub_xhtml import FOOTNOTE_MARKER
 from llasa_cli.text.manuscript import manuscript_from_text
 from llasa_cli.text.normalize import markdown_paragraphs
@@ -282,3 +284,89 @@ def test_book_of_images_only_is_empty(tmp_path):
     epub.write_epub(str(path), book)
     with pytest.raises(InputEmptyError):
         read_epub(path)
+
+
+def _title_page_book(path: Path, title_file: str, title_label: str | None, chapter_in_title_doc: bool = False) -> Path:
+    """A title page, then one chapter; the title page may be in the contents under `title_label`."""
+    book = epub.EpubBook()
+    book.set_identifier("title-page")
+    book.set_title("The Lighthouse")
+    title_body = "<h1>The Lighthouse</h1><p>A. Writer</p>"
+    if chapter_in_title_doc:
+        title_body += '<h2 id="c0">Chapter 0</h2><p>Before the first chapter.</p>'
+    title = _html("title", title_file, "Title", title_body)
+    chapter = _html("c1", "chapter1.xhtml", "Chapter 1", "<h1>Chapter 1</h1><p>Rain fell.</p>")
+    for page in (title, chapter):
+        book.add_item(page)
+    toc = [epub.Link(title_file, title_label, "tp")] if title_label else []
+    if chapter_in_title_doc:
+        toc.append(epub.Link(f"{title_file}#c0", "Chapter 0", "c0"))
+    book.toc = [*toc, epub.Link("chapter1.xhtml", "Chapter 1", "c1")]
+    book.add_item(epub.EpubNcx())
+    book.add_item(epub.EpubNav())
+    book.spine = [title, "nav", chapter]
+    epub.write_epub(str(path), book)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("title_file", "label"),
+    [
+        ("title.xhtml", "Title Page"),
+        ("front.xhtml", "Title Page"),
+        ("front.xhtml", "title-page"),
+        ("title.xhtml", None),
+    ],
+)
+def test_a_title_page_found_by_its_contents_label_or_file_name_is_front_matter(tmp_path, title_file, label):
+    book = read_epub(_title_page_book(tmp_path / "book.epub", title_file, label))
+    assert [chapter.title for chapter in book.chapters] == ["Chapter 1"]
+    assert f"{title_file} (title page)" in book.skipped
+    kept = read_epub(tmp_path / "book.epub", keep_front_matter=True)
+    assert "A. Writer" in kept.chapters[0].paragraphs
+
+
+def test_a_document_that_also_holds_a_chapter_entry_is_content(tmp_path):
+    book = read_epub(_title_page_book(tmp_path / "book.epub", "front.xhtml", "Title Page", chapter_in_title_doc=True))
+    assert [chapter.title for chapter in book.chapters] == ["Title Page", "Chapter 0", "Chapter 1"]
+
+
+def test_a_zip_bomb_entry_is_refused_without_reading_it_whole(tmp_path, book_path):
+    with zipfile.ZipFile(book_path) as source:
+        files = {name: source.read(name) for name in source.namelist()}
+    name = next(name for name in files if name.endswith("ch3.xhtml"))
+    bomb = tmp_path / "bomb.epub"
+    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as archive:
+        for entry, data in files.items():
+            archive.writestr(entry, b" " * (MAX_ENTRY_BYTES + 1) if entry == name else data)
+    assert bomb.stat().st_size < MAX_ENTRY_BYTES // 100
+    with pytest.raises(InputDecodeError, match=r"ch3.xhtml inflates to over 32 MiB"):
+        read_epub(bomb)
+
+
+def test_all_entries_together_are_capped(monkeypatch, book_path):
+    monkeypatch.setattr(epub_archive, "MAX_TOTAL_BYTES", 2_000)
+    with pytest.raises(InputDecodeError, match="the EPUB inflates to over"):
+        read_epub(book_path)
+
+
+def test_an_entry_whose_header_lies_about_its_size_is_refused(tmp_path, book_path):
+    data = book_path.read_bytes()
+    with zipfile.ZipFile(book_path) as source:
+        info = next(info for info in source.infolist() if info.filename.endswith("ch3.xhtml"))
+    crc_and_packed = info.CRC.to_bytes(4, "little") + info.compress_size.to_bytes(4, "little")
+    # The size follows the CRC and packed size in the local header and in the central directory: both claim 10.
+    lying = data.replace(crc_and_packed + info.file_size.to_bytes(4, "little"), crc_and_packed + bytes([10, 0, 0, 0]))
+    assert lying != data
+    (tmp_path / "lying.epub").write_bytes(lying)
+    with pytest.raises(InputDecodeError, match="cannot read the EPUB archive"):
+        read_epub(tmp_path / "lying.epub")
+
+
+def test_control_characters_in_epub_text_are_dropped_and_counted(tmp_path, book_path):
+    with zipfile.ZipFile(book_path) as source:
+        files = {name: source.read(name) for name in source.namelist()}
+    name = next(name for name in files if name.endswith("ch3.xhtml"))
+    files[name] = files[name].replace(b"Home at last", b"Home &#27;[31mat last")
+    book = read_epub(_zip(tmp_path / "controls.epub", files))
+    assert book.chapters[-1].paragraphs[0] == "Home at last; the end."

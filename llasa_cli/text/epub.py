@@ -2,12 +2,13 @@
 
 Reading order is the spine (non-linear items are supplementary and left out, like
 front matter, unless `keep_front_matter`). The OPF, nav and NCX are read with lxml
-(no entities resolved, no network); `epub_xhtml.py` turns content documents into
-text. Chapters start where the table of contents points (EPUB 3 nav, else the NCX):
-every entry down to `toc_depth` levels (default 2, so parts and their chapters)
-starts a chapter at its document or `#fragment`; deeper entries stay inside their
-chapter. Without a table of contents each document is a chapter. Documents the
-contents skip over continue the chapter before them.
+(no entities resolved, no network), every entry within size limits (`epub_archive.py`);
+`epub_xhtml.py` turns content documents into text. Chapters start where the table
+of contents points (EPUB 3 nav, else the NCX): every entry down to `toc_depth`
+levels (default 2, so parts and their chapters) starts a chapter at its document
+or `#fragment`; deeper entries stay inside their chapter. Without a table of
+contents each document is a chapter. Documents the contents skip over continue
+the chapter before them.
 
 Text: block elements (p, div, li, h1-h6, td, ...) are paragraphs; `br` is a space.
 A chapter whose first block is a heading takes that heading as its title when it has
@@ -25,8 +26,10 @@ and styles are ignored.
 
 Front matter (cover, title page, copyright page, table of contents, lists of
 illustrations, imprint) is skipped unless `keep_front_matter`: found through the
-nav document itself, the OPF guide, EPUB 3 landmarks, epub:type on the body or its
-first section, the file name, and for short documents their text (©, "All rights
+nav document itself, the OPF guide, EPUB 3 landmarks, contents entries labelled
+like front matter ("Title Page", "Copyright"; every entry into the document must
+be), epub:type on the body or its first section, and for short documents the file
+name (`title.xhtml`, `copyright.xhtml`...) and their text (©, "All rights
 reserved", ISBN; a "Contents" heading; no text at all). `EpubBook.skipped` says what
 was left out and why.
 """
@@ -43,6 +46,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from ..errors import InputDecodeError, InputEmptyError, InputIsDirectoryError, InputNotFoundError
+from .epub_archive import BoundedArchive
 from .epub_xhtml import (
     FOOTNOTE_MARKER,
     IMAGE,
@@ -86,7 +90,17 @@ FRONT_TYPES: Mapping[str, str] = {  # epub:type, landmark or guide type -> what 
     **dict.fromkeys(("toc", "lot", "loi"), "table of contents"),
     **dict.fromkeys(("imprint", "imprimatur"), "imprint"),
 }
-_FRONT_NAMES = re.compile(r"(?:^|[\W_])(cover|titlepage|title[-_]page|halftitle|copyright|toc|contents)(?:[\W_\d]|$)")
+# A contents entry labelled so (case and hyphens aside) marks its document as front matter.
+FRONT_LABELS: Mapping[str, str] = {
+    "cover": "cover",
+    **dict.fromkeys(("title", "title page", "half title", "half title page"), "titlepage"),
+    **dict.fromkeys(("copyright", "copyright page"), "copyright-page"),
+    **dict.fromkeys(("contents", "table of contents"), "toc"),
+    "imprint": "imprint",
+}
+_FRONT_NAMES = re.compile(
+    r"(?:^|[\W_])(cover|titlepage|title[-_]page|halftitle|copyright|toc|contents)(?:[\W_\d]|$)|^(title)[-_]?\d*$"
+)
 _NAME_KINDS = {"titlepage": "title page", "halftitle": "title page", "contents": "table of contents"}
 SHORT_DOC_WORDS = 300
 _COPYRIGHT_TEXT = re.compile(r"©|\(c\)\s*\d{4}|all rights reserved|\bISBN\b", re.IGNORECASE)
@@ -163,7 +177,8 @@ def read_epub(path: str | Path, keep_front_matter: bool = False, toc_depth: int 
     path = Path(path)
     _check_file(path)
     try:
-        with zipfile.ZipFile(path) as archive:
+        with zipfile.ZipFile(path) as opened:
+            archive = BoundedArchive(opened, path)
             _check_drm(archive, path)
             package = _package(archive, path)
             docs = {name: parse_markup(archive.read(name), name, path, html=True) for name, _ in package.spine}
@@ -217,7 +232,7 @@ def _check_file(path: Path) -> None:
         raise InputDecodeError(f"{path}: not an EPUB file (it is not a ZIP archive)")
 
 
-def _check_drm(archive: zipfile.ZipFile, path: Path) -> None:
+def _check_drm(archive: BoundedArchive, path: Path) -> None:
     names = set(archive.namelist())
     drm = any(name in names for name in DRM_FILES)
     if not drm and ENCRYPTION_FILE in names:
@@ -231,7 +246,7 @@ def _check_drm(archive: zipfile.ZipFile, path: Path) -> None:
         raise InputDecodeError(f"{path}: the EPUB is DRM-protected (encrypted); use a DRM-free copy of the book")
 
 
-def _package(archive: zipfile.ZipFile, path: Path) -> _Package:
+def _package(archive: BoundedArchive, path: Path) -> _Package:
     container = parse_markup(archive.read(CONTAINER_FILE), CONTAINER_FILE, path)
     rootfile = next((el.get("full-path") for el in all_named(container, "rootfile")), None)
     if not rootfile:
@@ -276,7 +291,8 @@ def _media_type(items: Mapping[str, _Item], doc: str) -> str:
 
 
 def _navigation(package: _Package, nav, ncx) -> tuple[list[_NavEntry], dict[str, str]]:
-    """Table-of-contents entries (nav, else NCX) and landmarks (document -> types)."""
+    """Table-of-contents entries (nav, else NCX) and landmarks (document -> types, from the nav's
+    landmarks and from contents labels such as "Title Page")."""
     entries: list[_NavEntry] = []
     landmarks: dict[str, str] = {}
     if nav is not None and package.nav:
@@ -293,7 +309,21 @@ def _navigation(package: _Package, nav, ncx) -> tuple[list[_NavEntry], dict[str,
     if not entries and ncx is not None and package.ncx:
         entries = list(_ncx_points(ncx, posixpath.dirname(package.ncx), 1))
     spine_docs = {doc for doc, _ in package.spine}
-    return [entry for entry in entries if entry.doc in spine_docs], landmarks
+    entries = [entry for entry in entries if entry.doc in spine_docs]
+    for doc, kind in _labelled_front_matter(entries).items():
+        landmarks[doc] = f"{landmarks.get(doc, '')} {kind}".strip()
+    return entries, landmarks
+
+
+def _labelled_front_matter(entries: Sequence[_NavEntry]) -> dict[str, str]:
+    """Documents every contents entry of which is labelled like front matter ("Title Page"), with
+    that kind as an epub:type; a document that also holds a chapter's entry is content."""
+    kinds: dict[str, str | None] = {}
+    for entry in entries:
+        label = " ".join((entry.label or "").casefold().replace("-", " ").split())
+        kind = FRONT_LABELS.get(label)
+        kinds[entry.doc] = kind if kinds.get(entry.doc, kind) == kind else None
+    return {doc: kind for doc, kind in kinds.items() if kind}
 
 
 def _nav_list(ol, base: str, depth: int) -> Iterable[_NavEntry]:
@@ -345,7 +375,7 @@ def _guess_front_matter(name: str, blocks: Sequence[Block]) -> str | None:
         return None
     match = _FRONT_NAMES.search(posixpath.basename(name).rsplit(".", 1)[0].lower())
     if match:
-        kind = match.group(1).replace("-", "").replace("_", "")
+        kind = (match.group(1) or "titlepage").replace("-", "").replace("_", "")
         return _NAME_KINDS.get(kind, FRONT_TYPES.get(kind, "title page"))
     if words == 0:
         return "no text"
