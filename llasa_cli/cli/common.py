@@ -55,6 +55,14 @@ NoSpeakTitlesOpt = Annotated[
         "--no-speak-titles", help="Do not speak chapter titles at the start of chapters.", rich_help_panel=PANEL_INPUT
     ),
 ]
+KeepFrontMatterOpt = Annotated[
+    bool,
+    typer.Option(
+        "--keep-front-matter",
+        help="EPUB: keep the cover, title and copyright pages, contents and the like.",
+        rich_help_panel=PANEL_INPUT,
+    ),
+]
 LexiconOpt = Annotated[
     Path | None,
     typer.Option("--lexicon", help="TSV file of written<TAB>spoken replacements.", rich_help_panel=PANEL_INPUT),

@@ -13,6 +13,7 @@ from .common import (
     ChapterPatternOpt,
     EncodingOpt,
     JsonOpt,
+    KeepFrontMatterOpt,
     LangOpt,
     LexiconOpt,
     MaxSegOpt,
@@ -26,6 +27,7 @@ from .common import (
 
 def split(
     file: Annotated[str, typer.Argument(help="Manuscript (.txt, .md or .epub), or - for standard input.")],
+    keep_front_matter: KeepFrontMatterOpt = False,
     encoding: EncodingOpt = None,
     lang: LangOpt = "en",
     no_normalize: NoNormalizeOpt = False,
@@ -37,14 +39,18 @@ def split(
     as_json: JsonOpt = False,
 ) -> None:
     """Show how a manuscript splits into chapters and segments (no model needed)."""
-    from ..pipeline import STDOUT, RunRequest, load_plan
+    from ..pipeline import STDOUT, RunRequest, load_plan, read_input
     from .plan_view import plan_json_lines, print_plan
 
     options = build_text_options(
         lang, no_normalize, no_chapters, chapter_pattern, no_speak_titles, lexicon, max_segment_seconds
     )
-    plan = load_plan(RunRequest(source=file, output=STDOUT, encoding=encoding, text=options))
-    for message in plan.warnings:
+    request = RunRequest(
+        source=file, output=STDOUT, encoding=encoding, keep_front_matter=keep_front_matter, text=options
+    )
+    manuscript = read_input(request)
+    plan = load_plan(request, manuscript)
+    for message in (*manuscript.warnings, *plan.warnings):
         warn(message)
     if as_json:
         for line in plan_json_lines(plan):
