@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import ModelLoadError
 from ..options import EngineOptions, SamplingOptions
 from .devices import pick_device, resolve_dtype
-from .hub import load_pretrained, resolve_spec
+from .hub import ModelNeed, hub_need, load_pretrained, resolve_spec
 from .protocols import CandidateGenerator, SpeechCodec, SpeechGenerator
 
 if TYPE_CHECKING:
@@ -71,6 +71,12 @@ def load_codec(spec: str, device: str) -> XCodec:
     model = load_pretrained(Xcodec2Model.from_pretrained, source, "X-Codec2 codec", dtype=torch.float32)
     settings = load_pretrained(load_extractor_settings, source, "X-Codec2 feature extractor", needs_config=False)
     return XCodec(model.to(device).eval(), settings)
+
+
+def speech_model_needs(engine: EngineOptions) -> list[ModelNeed]:
+    """The language model and the codec, where they come from the hub (see `hub.require_available`)."""
+    needs = [hub_need(engine.model, "Llasa language model"), hub_need(engine.codec, "X-Codec2 codec", aliases={})]
+    return [need for need in needs if need is not None]
 
 
 @dataclass(frozen=True)

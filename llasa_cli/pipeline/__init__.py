@@ -28,7 +28,7 @@ from .leases import LeaseKeeper
 from .renderer import Renderer
 from .report import verification_report
 from .request import INLINE_SOURCE, STDOUT, RunRequest, check_request
-from .run import load_plan, open_sink, read_input, resolve_voice, run_events, synthesize
+from .run import check_models, load_plan, open_sink, read_input, resolve_voice, run_events, synthesize
 from .run_context import RunContext
 from .stop import StopController
 from .synthesizer import SearchSetup, Synthesizer, VerifierSetup, choose_narrator_segment
@@ -62,6 +62,7 @@ __all__ = [
     "Waiting",
     "add_voice",
     "check_audio_files",
+    "check_models",
     "check_request",
     "choose_narrator_segment",
     "find_job_folder",

@@ -2,8 +2,8 @@
 
 `synthesize` runs a whole request and yields its events; the CLI renders them, and `redo`
 runs through it too. The steps it takes are public for a library user who wants to hold on
-to loaded models between books: `load_plan`, `load_speech_models` (engine), `resolve_voice`,
-`open_sink`, `run_events`. Model imports happen only when models load.
+to loaded models between books: `check_models`, `load_plan`, `load_speech_models` (engine),
+`resolve_voice`, `open_sink`, `run_events`. Model imports happen only when models load.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 import numpy as np
 
@@ -29,6 +29,9 @@ from .request import STDOUT, RunRequest, book_metadata, book_stem
 from .run_context import RunContext
 from .synthesizer import SearchSetup, Synthesizer, VerifierSetup
 
+if TYPE_CHECKING:
+    from ..engine.hub import ModelNeed
+
 Warn = Callable[[str], None]
 
 
@@ -40,6 +43,26 @@ def read_input(request: RunRequest) -> Manuscript:
 
 def load_plan(request: RunRequest, manuscript: Manuscript | None = None) -> Plan:
     return build_plan(manuscript or read_input(request), request.text)
+
+
+def check_models(request: RunRequest) -> None:
+    """Every model the run will load is on this machine, or the hub can be reached to download it;
+    else one ModelNotFoundError naming every missing model and how to fetch it, in seconds (before
+    anything is loaded or created, so a first run offline leaves nothing behind)."""
+    from ..engine.devices import pick_device
+    from ..engine.hub import require_available
+    from ..engine.loading import speech_model_needs
+    from ..verify.asr import asr_need
+    from ..verify.composite import verifier_model_needs
+
+    device, _ = pick_device(request.engine.device)
+    needs: list[ModelNeed | None] = [*speech_model_needs(request.engine)]
+    if request.verify.enabled:
+        needs += verifier_model_needs(request.verify, device)
+    if request.voice is not None and request.voice_text is None and Path(request.voice).expanduser().exists():
+        needs.append(asr_need(request.verify.asr_model, device))  # voices.resolve transcribes the clip
+    unique = {(need.what, need.name): need for need in needs if need is not None}
+    require_available(list(unique.values()))
 
 
 def engine_for(engine: EngineOptions, models: SpeechModels) -> EngineOptions:
@@ -130,6 +153,7 @@ def synthesize(
     """Run a request to the end (or until `stop_reason` gives one): open its job, load the models
     and the voice, and yield the run's events. `warn` hears what the user should know (a CPU
     fallback, a poor voice clip). What `synth` and `redo` both run."""
+    check_models(request)
     with open_job(request, manuscript) as store:
         models = load_speech_models(request.engine, request.sampling)
         if models.notice:

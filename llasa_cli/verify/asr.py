@@ -18,14 +18,18 @@ and average log-probability below -1) transcribes as "".
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
 from ..constants import SAMPLE_RATE
 from ..errors import InvalidOptionError, ModelLoadError, ModelNotFoundError, first_line
+
+if TYPE_CHECKING:
+    from ..engine.hub import ModelNeed
 
 WHISPER_WEIGHTS_FILE = "model.safetensors"
 WHISPER_DIMS_FILE = "dims.json"
@@ -200,6 +204,48 @@ def _check_language(multilingual: bool, language: str) -> None:
 # -- loading -------------------------------------------------------------------------
 
 
+def asr_need(spec: str | None, device: str, backend: str = OPENAI_WHISPER) -> ModelNeed | None:
+    """Whether the Whisper model `load_transcriber` would load is on this machine, and how to fetch
+    it; None for a local folder or file (nothing to download) or a name loading will refuse."""
+    name = spec or default_asr_model(device)
+    if Path(name).expanduser().exists():
+        return None
+    if backend == FASTER_WHISPER:
+        return _faster_whisper_need(name)
+    if backend == OPENAI_WHISPER:
+        return _openai_whisper_need(name)
+    return None
+
+
+def _whisper_fetch_command(name: str) -> str:
+    return f"python -c \"import whisper; whisper.load_model('{name}')\""
+
+
+def _openai_whisper_need(name: str) -> ModelNeed | None:
+    import whisper
+
+    from ..engine.hub import ModelNeed
+
+    url = whisper._MODELS.get(name)  # where whisper.load_model downloads `name` from, by file name
+    if url is None:
+        return None
+    # whisper.load_model's own cache folder.
+    cache = Path(os.getenv("XDG_CACHE_HOME", Path("~/.cache").expanduser())) / "whisper"
+    present = (cache / os.path.basename(url)).is_file()
+    return ModelNeed("Whisper ASR model", name, present, _whisper_fetch_command(name))
+
+
+def _faster_whisper_need(name: str) -> ModelNeed | None:
+    from faster_whisper.utils import _MODELS as FASTER_WHISPER_REPOS  # name -> hub id, as download_model reads it
+
+    from ..engine.hub import hub_need
+
+    repo = name if "/" in name else FASTER_WHISPER_REPOS.get(name)
+    if repo is None:
+        return None
+    return hub_need(repo, "faster-whisper ASR model", aliases={}, marker=CT2_WEIGHTS_FILE)
+
+
 def load_transcriber(
     spec: str | None,
     device: str,
@@ -236,7 +282,7 @@ def _load_whisper_named(name: str, device: str) -> Any:
     except (OSError, RuntimeError) as exc:  # urllib's URLError is an OSError
         raise ModelNotFoundError(
             f"cannot load Whisper model {name!r} ({exc.__class__.__name__}); fetch it once while online "
-            f"(python -c \"import whisper; whisper.load_model('{name}')\") or pass --asr-model FOLDER"
+            f"({_whisper_fetch_command(name)}) or pass --asr-model FOLDER"
         ) from exc
 
 

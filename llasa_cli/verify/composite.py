@@ -15,6 +15,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -24,6 +25,9 @@ from .asr import Transcriber
 from .signal_checks import SignalReport, check_signal
 from .speaker import SpeakerEmbedder, cosine_similarity
 from .verdict import CER, SIMILARITY, SPEAKER, Verdict, VerifyItem
+
+if TYPE_CHECKING:
+    from ..engine.hub import ModelNeed
 
 # How a verdict's score weighs its parts; the search's ranking takes its weights from --score-weights.
 VERDICT_WEIGHTS = ScoreWeights()
@@ -142,3 +146,16 @@ def load_verifier_models(
 
         embedder = load_embedder(options.speaker_backend, options.speaker_model, device, options.batch_size)
     return transcriber, embedder
+
+
+def verifier_model_needs(options: VerifyOptions, device: str) -> list[ModelNeed]:
+    """The models `load_verifier_models` would load on `device` (resolved: "cuda", "cpu"...) that come
+    from a download (see `engine.hub.require_available`); local folders are left out."""
+    from .asr import asr_need
+    from .speaker import speaker_need
+
+    needs = [
+        asr_need(options.asr_model, device, options.asr_backend) if options.check_asr else None,
+        speaker_need(options.speaker_backend, options.speaker_model) if options.check_speaker else None,
+    ]
+    return [need for need in needs if need is not None]

@@ -21,12 +21,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
 from ..constants import SAMPLE_RATE
 from ..errors import InvalidOptionError, ModelLoadError, first_line
+
+if TYPE_CHECKING:
+    from ..engine.hub import ModelNeed
 
 WAVLM = "wavlm"
 ECAPA = "ecapa"
@@ -129,6 +132,19 @@ def load_embedder(
     if backend == ECAPA:
         return load_ecapa_embedder(spec or DEFAULT_ECAPA_MODEL, device)
     raise InvalidOptionError(f"--speaker-backend must be one of {tuple(DEFAULT_SPEAKER_MODELS)}, not {backend!r}")
+
+
+def speaker_need(backend: str, spec: str | None) -> ModelNeed | None:
+    """Whether the speaker model `load_embedder` would load is in the hub cache, and how to fetch
+    it; None for a local folder. An ECAPA id off the allow-list is refused here already."""
+    from ..engine.hub import hub_need
+
+    if backend == WAVLM:
+        return hub_need(spec or DEFAULT_WAVLM_MODEL, "speaker model", aliases={})
+    if backend == ECAPA:
+        source = ecapa_source(spec or DEFAULT_ECAPA_MODEL)
+        return hub_need(source, "ECAPA speaker model", aliases={}, marker=ECAPA_HPARAMS_FILE)
+    return None
 
 
 def load_wavlm_embedder(spec: str, device: str, batch_size: int = DEFAULT_EMBED_BATCH_SIZE) -> WavLMEmbedder:
