@@ -336,6 +336,11 @@ def _faster_whisper_download(name: str) -> str:
     from faster_whisper.utils import download_model
 
     try:
+        # From the cache when it is there, like the hub models (engine/hub.py): no network, no update check.
+        return str(download_model(name, local_files_only=True))
+    except Exception:  # noqa: BLE001 - not cached (or not a model name): the download below says which
+        pass
+    try:
         return str(download_model(name))
     except ValueError as exc:  # neither a known size nor an owner/name id
         raise ModelNotFoundError(
