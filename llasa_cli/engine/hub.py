@@ -166,7 +166,8 @@ def load_pretrained(
 
     A hub model already in the local cache loads from the cache without asking the hub: no
     update check (a book resumed later speaks with the same weights), and no network. Only when
-    that fails (a download cut short left files out) and the hub answers is it loaded online."""
+    that fails (a download cut short left files out) and the hub answers is it loaded online.
+    One that is not cached is downloaded only if the hub answers one short request."""
     if source.is_local:
         folder = Path(source.location)
         if not folder.is_dir():
@@ -175,6 +176,9 @@ def load_pretrained(
             raise ModelLoadError(f"{source.spec!r} is not a {what} folder: it has no config.json")
     _quiet_loading()
     cached = not source.is_local and _in_hub_cache(source.location)
+    if not source.is_local and not cached and (_hub_offline() or not hub_reachable(source.location)):
+        # Said now: the loader would ask the silent hub five times per file, with back-off.
+        raise ModelNotFoundError(download_hint(source.location))
     try:
         return loader(source.location, local_files_only=source.is_local or cached, **kwargs)
     except Exception as exc:
