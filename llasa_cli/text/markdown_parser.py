@@ -84,7 +84,7 @@ def _plain_paragraphs(lines: list[str]) -> list[tuple[int, str]]:
     paragraphs: list[tuple[int, list[str]]] = []
     fresh = True
     for number, line in enumerate(lines):
-        text = line[_CONTAINER_MARKERS.match(line).end() :].strip()  # type: ignore[union-attr]
+        text = _CONTAINER_MARKERS.sub("", line, count=1).strip()  # the pattern matches at the start
         if not text:
             fresh = True
             continue
