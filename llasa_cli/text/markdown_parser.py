@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from markdown_it import MarkdownIt
     from markdown_it.rules_block.state_block import StateBlock
     from markdown_it.rules_inline.state_inline import StateInline
+    from markdown_it.token import Token
 
 # Container levels parsed as Markdown; deeper text is read as plain paragraphs.
 MAX_BLOCK_NESTING = 40
@@ -111,19 +112,25 @@ def _table_keeping_extra_cells(table):  # -> a block rule
 
 
 def _add_extra_cells(state: StateBlock, first: int) -> None:
-    """Append the cells past the header's count, which markdown-it leaves out, to their rows."""
-    rows = [index for index in range(first, len(state.tokens)) if state.tokens[index].type == "tr_open"]
-    for row_open in reversed(rows):
-        row_close = next(i for i in range(row_open, len(state.tokens)) if state.tokens[i].type == "tr_close")
-        kept = sum(1 for token in state.tokens[row_open:row_close] if token.type in ("td_open", "th_open"))
-        for extra in reversed(_row_cells(state, row_open)[kept:]):
-            _insert_cell(state, row_close, extra, state.tokens[row_open].map)
+    """Give each row of the table (its tokens from `first` on) the cells past the header's count,
+    which markdown-it leaves out."""
+    rebuilt: list[Token] = []
+    row_open, kept = None, 0
+    for token in state.tokens[first:]:
+        if token.type == "tr_open":
+            row_open, kept = token, 0
+        elif token.type in ("td_open", "th_open"):
+            kept += 1
+        elif token.type == "tr_close" and row_open is not None and row_open.map:
+            for extra in _row_cells(state, row_open.map[0])[kept:]:
+                rebuilt += _cell_tokens(extra, row_open.map)
+        rebuilt.append(token)
+    state.tokens[first:] = rebuilt
 
 
-def _row_cells(state: StateBlock, row_open: int) -> list[str]:
+def _row_cells(state: StateBlock, line: int) -> list[str]:
     from markdown_it.rules_block.table import escapedSplit
 
-    line = state.tokens[row_open].map[0]  # type: ignore[index]
     text = state.src[state.bMarks[line] + state.tShift[line] : state.eMarks[line]].strip()
     cells = escapedSplit(text)
     if cells and cells[0].strip() == "":
@@ -133,12 +140,11 @@ def _row_cells(state: StateBlock, row_open: int) -> list[str]:
     return [cell.strip() for cell in cells]
 
 
-def _insert_cell(state: StateBlock, at: int, content: str, line_map: list[int] | None) -> None:
+def _cell_tokens(content: str, line_map: list[int]) -> list[Token]:
     from markdown_it.token import Token
 
     inline = Token("inline", "", 0, content=content, map=line_map, children=[])
-    opening, closing = Token("td_open", "td", 1), Token("td_close", "td", -1)
-    state.tokens[at:at] = [opening, inline, closing]
+    return [Token("td_open", "td", 1), inline, Token("td_close", "td", -1)]
 
 
 # --- footnotes --------------------------------------------------------------
