@@ -49,6 +49,26 @@ MIGRATIONS: list[tuple[str, ...]] = [
         "ALTER TABLE segments ADD COLUMN flagged INTEGER NOT NULL DEFAULT 0",
         "UPDATE segments SET flagged = 1 WHERE json_extract(scores, '$.flagged') = 1",
     ),
+    # v4, for `llasa review`: where each position's audio sits in its chapter file as last written
+    # (and which take it holds), flagged takes a listener accepted, redos queued from the review page,
+    # per-position text overrides, and the previous takes kept to be heard beside a redo.
+    (
+        """CREATE TABLE spans (
+            chapter INTEGER NOT NULL, idx INTEGER NOT NULL, key TEXT NOT NULL, take INTEGER NOT NULL,
+            start_s REAL NOT NULL, end_s REAL NOT NULL, PRIMARY KEY (chapter, idx))""",
+        """CREATE TABLE accepted (
+            key TEXT NOT NULL, take INTEGER NOT NULL, who TEXT NOT NULL, at REAL NOT NULL,
+            failures TEXT NOT NULL, PRIMARY KEY (key, take))""",
+        """CREATE TABLE redo_queue (
+            chapter INTEGER NOT NULL, idx INTEGER NOT NULL, key TEXT NOT NULL, who TEXT NOT NULL,
+            at REAL NOT NULL, PRIMARY KEY (chapter, idx))""",
+        """CREATE TABLE text_overrides (
+            chapter INTEGER NOT NULL, idx INTEGER NOT NULL, original TEXT NOT NULL, text TEXT NOT NULL,
+            who TEXT NOT NULL, at REAL NOT NULL, PRIMARY KEY (chapter, idx))""",
+        """CREATE TABLE previous_takes (
+            chapter INTEGER NOT NULL, idx INTEGER NOT NULL, key TEXT NOT NULL, take INTEGER NOT NULL,
+            path TEXT NOT NULL, at REAL NOT NULL, PRIMARY KEY (chapter, idx))""",
+    ),
 ]
 
 

@@ -13,6 +13,7 @@ stored as little-endian uint16 blobs, options and scores as JSON; nothing is pic
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import json
 import sqlite3
@@ -29,6 +30,7 @@ from ..constants import CODEBOOK_SIZE, CODES_PER_SECOND
 from ..engine.protocols import VoicePrompt
 from ..errors import OutputError
 from .records import ChapterStatus, JobInfo, JobStatus, PlanRecord, PlanRow, SegmentRecord
+from .review_state import Acceptance, Position, PreviousTake, QueuedRedo, SegmentSpan, TextOverride
 from .schema import DB_NAME, DEFAULT_BUSY_TIMEOUT_S, check_header, connect, map_sqlite_error
 
 CODE_DTYPE = np.dtype("<u2")
@@ -451,3 +453,97 @@ class JobStore:
     def chapter_digest(self, chapter: int) -> str | None:
         row = self._row("SELECT digest FROM chapters WHERE chapter = ?", (int(chapter),))
         return None if row is None else row[0]
+
+    # --- review: spans, accepted takes, the redo queue, text overrides, previous takes -----------
+    # What `llasa review` reads and writes (records in review_state.py, tables in schema v4).
+
+    @_db_op
+    def record_spans(self, chapter: int, spans: Sequence[SegmentSpan]) -> None:
+        """Where each position's audio sits in the chapter file just written; replaces the chapter's
+        spans. The take recorded is the store's current take of each key (the codes stitched)."""
+        with self._tx() as db:
+            db.execute("DELETE FROM spans WHERE chapter = ?", (int(chapter),))
+            db.executemany(
+                """INSERT INTO spans VALUES (?, ?, ?, COALESCE((SELECT take FROM segments WHERE key = ?), 0), ?, ?)""",
+                [(int(chapter), int(s.index), s.key, s.key, float(s.start), float(s.end)) for s in spans],
+            )
+
+    @_db_op
+    def spans(self) -> dict[Position, SegmentSpan]:
+        rows = self._conn.execute("SELECT chapter, idx, key, start_s, end_s, take FROM spans").fetchall()
+        return {(row[0], row[1]): SegmentSpan(*row) for row in rows}
+
+    @_db_op
+    def accept(self, key: str, who: str, now: float | None = None) -> Acceptance | None:
+        """Accept a flagged take: it stops counting as flagged (status, report, --strict), and who
+        accepted it when is recorded. None (nothing changes) unless the key is done and flagged."""
+        now = time.time() if now is None else now
+        with self._tx() as db:
+            row = db.execute("SELECT take, scores FROM segments WHERE key = ? AND status = 'done' AND flagged",
+                             (key,)).fetchone()  # fmt: skip
+            if row is None:
+                return None
+            failures = tuple((_loads(row[1]) or {}).get("failures", ()))
+            db.execute("INSERT OR REPLACE INTO accepted VALUES (?, ?, ?, ?, ?)",
+                       (key, row[0], who, now, _dumps(list(failures))))  # fmt: skip
+            db.execute("UPDATE segments SET flagged = 0 WHERE key = ?", (key,))
+        return Acceptance(key, row[0], who, now, failures)
+
+    @_db_op
+    def acceptances(self) -> dict[str, Acceptance]:
+        """key -> the acceptance of its current take (a redone segment's earlier acceptance lapses)."""
+        rows = self._conn.execute(
+            """SELECT a.key, a.take, a.who, a.at, a.failures FROM accepted a
+               JOIN segments s ON s.key = a.key AND s.take = a.take"""
+        ).fetchall()
+        return {key: Acceptance(key, take, who, at, tuple(json.loads(f))) for key, take, who, at, f in rows}
+
+    @_db_op
+    def queue_redo(self, chapter: int, index: int, key: str, who: str, now: float | None = None) -> QueuedRedo:
+        """Ask for the position to be synthesised again by `llasa redo OUTDIR --queued`."""
+        queued = QueuedRedo(int(chapter), int(index), key, who, time.time() if now is None else now)
+        with self._tx() as db:
+            db.execute("INSERT OR REPLACE INTO redo_queue VALUES (?, ?, ?, ?, ?)", dataclasses.astuple(queued))
+        return queued
+
+    @_db_op
+    def redo_queue(self) -> list[QueuedRedo]:
+        rows = self._conn.execute("SELECT chapter, idx, key, who, at FROM redo_queue ORDER BY chapter, idx")
+        return [QueuedRedo(*row) for row in rows]
+
+    @_db_op
+    def dequeue(self, positions: Sequence[Position]) -> None:
+        with self._tx() as db:
+            db.executemany("DELETE FROM redo_queue WHERE chapter = ? AND idx = ?", list(positions))
+
+    @_db_op
+    def set_text_override(
+        self, chapter: int, index: int, original: str, text: str, who: str, now: float | None = None
+    ) -> TextOverride | None:
+        """Make the position say `text` instead of the manuscript's `original`; the same text as the
+        manuscript removes the override (None)."""
+        override = TextOverride(int(chapter), int(index), original, text, who, time.time() if now is None else now)
+        with self._tx() as db:
+            db.execute("DELETE FROM text_overrides WHERE chapter = ? AND idx = ?", (override.chapter, override.index))
+            if text == original:
+                return None
+            db.execute("INSERT INTO text_overrides VALUES (?, ?, ?, ?, ?, ?)", dataclasses.astuple(override))
+        return override
+
+    @_db_op
+    def text_overrides(self) -> list[TextOverride]:
+        rows = self._conn.execute(
+            "SELECT chapter, idx, original, text, who, at FROM text_overrides ORDER BY chapter, idx"
+        )
+        return [TextOverride(*row) for row in rows]
+
+    @_db_op
+    def record_previous_take(self, take: PreviousTake) -> None:
+        """The take a redo replaces, kept as a file in the job folder (one per position: the latest)."""
+        with self._tx() as db:
+            db.execute("INSERT OR REPLACE INTO previous_takes VALUES (?, ?, ?, ?, ?, ?)", dataclasses.astuple(take))
+
+    @_db_op
+    def previous_takes(self) -> dict[Position, PreviousTake]:
+        rows = self._conn.execute("SELECT chapter, idx, key, take, path, at FROM previous_takes").fetchall()
+        return {(row[0], row[1]): PreviousTake(*row) for row in rows}
