@@ -28,10 +28,12 @@ M4B_CHAPTER_FORMAT = "wav"  # lossless chapter files inside the job folder, from
 
 @dataclass(frozen=True)
 class WrittenChapter:
-    """Where a sink put a chapter, and how long it is."""
+    """Where a sink put a chapter, how long it is, and where each piece sits in its file (start and
+    end seconds, in the order the pieces were given; empty for a stream, which keeps no file)."""
 
     destination: str
     audio_seconds: float
+    spans: tuple[tuple[float, float], ...] = ()
 
 
 class ChapterSink(Protocol):
@@ -106,22 +108,18 @@ class FolderSink:
 
     def write(self, chapter: Chapter, pieces: Sequence[tuple[np.ndarray, Segment]]) -> WrittenChapter:
         from .export import export_audio
+        from .subtitles import timed_segments, write_timings
 
         chapter_audio = stitch_pieces(pieces, self.options)
         path = self.path_for(chapter)
         export_audio(chapter_audio.audio, SAMPLE_RATE, path, self.options.format, self.options.sample_rate)
-        if self.options.subtitles:
-            self._write_timings(chapter, pieces, chapter_audio, path)
-        return WrittenChapter(destination=str(path), audio_seconds=chapter_audio.seconds)
-
-    def _write_timings(
-        self, chapter: Chapter, pieces: Sequence[tuple[np.ndarray, Segment]], audio: ChapterAudio, path: Path
-    ) -> None:
-        from .subtitles import timed_segments, write_timings
-
+        # One timing of the pieces serves the subtitles and the spans the job records for review.
         segments = [segment for _, segment in pieces]
-        timed = timed_segments([s.text for s in segments], audio, ids=[s.segment_id for s in segments])
-        write_timings(self.folder, chapter.slug, timed, path.name, lang=self.lang)
+        timed = timed_segments([s.text for s in segments], chapter_audio, ids=[s.segment_id for s in segments])
+        if self.options.subtitles:
+            write_timings(self.folder, chapter.slug, timed, path.name, lang=self.lang)
+        spans = tuple((t.start, t.end) for t in timed)
+        return WrittenChapter(destination=str(path), audio_seconds=chapter_audio.seconds, spans=spans)
 
     def close(self) -> None:
         pass

@@ -1,7 +1,8 @@
 """Write a finished chapter from its stored codes: decode what this run has not, stitch, export.
 
 The chapter's digest (over its segments' codes and the sink's settings) is stored with it, so a
-chapter whose file already holds exactly those codes is not written again.
+chapter whose file already holds exactly those codes is not written again; so is where each
+segment sits in the file (its span), for `llasa review` to play it.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import numpy as np
 from ..audio.sinks import ChapterSink
 from ..engine.protocols import SpeechCodec
 from ..job.keys import chapter_digest
+from ..job.review_state import SegmentSpan
 from ..text.plan import Chapter, Plan
 from .events import ChapterHeld, ChapterWritten
 from .run_context import RunContext
@@ -50,6 +52,9 @@ def write_chapter(
     audios = _decode_missing(codec, keys, codes, decoded or {})
     written = sink.write(chapter, list(zip(audios, segments, strict=True)))
     context.store.record_chapter(chapter.number, digest, written.destination)
+    if written.spans:  # a stream keeps no file to play a segment from
+        pieces = zip(segments, keys, written.spans, strict=True)
+        context.store.record_spans(chapter.number, [SegmentSpan(s.chapter, s.index, k, *span) for s, k, span in pieces])
     context.log(f"chapter {chapter.number} -> {written.destination}")
     return ChapterWritten(chapter, written.destination, written.audio_seconds)
 
