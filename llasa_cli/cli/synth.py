@@ -337,7 +337,15 @@ def execute(
     started = False  # a run that fails before its first event (a missing model) has nothing to sum up
     with StopController(max_minutes) as stop:
         try:
-            for event in synthesize(request, manuscript, plan, stop_reason=stop.stop_reason, warn=reporter.warn):
+            events = synthesize(
+                request,
+                manuscript,
+                plan,
+                stop_reason=stop.stop_reason,
+                seconds_left=stop.seconds_left,
+                warn=reporter.warn,
+            )
+            for event in events:
                 started = True
                 if (notice := stop.take_notice()) is not None:
                     reporter.warn(notice)

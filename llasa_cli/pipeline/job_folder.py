@@ -106,4 +106,15 @@ def worker_alive(worker: str) -> bool:
         return False
     except PermissionError:
         return True
-    return True
+    return not _zombie(int(pid_text))
+
+
+def _zombie(pid: int) -> bool:
+    """Whether the process has ended but its parent has not reaped it yet (a run killed by SIGKILL
+    under a harness): os.kill(pid, 0) still succeeds on it. Read from /proc; False without one."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    state = stat.rpartition(")")[2].split()  # after "pid (command name)", which may hold spaces
+    return bool(state) and state[0] in ("Z", "X")

@@ -148,10 +148,12 @@ def synthesize(
     plan: Plan,
     *,
     stop_reason: Callable[[], str | None] = lambda: None,
+    seconds_left: Callable[[], float | None] = lambda: None,
     warn: Warn = lambda message: None,
 ) -> Iterator[Event]:
     """Run a request to the end (or until `stop_reason` gives one): open its job, load the models
-    and the voice, and yield the run's events. `warn` hears what the user should know (a CPU
+    and the voice, and yield the run's events. `seconds_left` is the time budget's rest (None: no
+    budget), which batches are sized to end within. `warn` hears what the user should know (a CPU
     fallback, a poor voice clip). What `synth` and `redo` both run."""
     check_models(request)
     with open_job(request, manuscript) as store:
@@ -163,6 +165,7 @@ def synthesize(
             store=store,
             worker=new_worker_id(),
             stop_reason=stop_reason,
+            seconds_left=seconds_left,
             log=RunLog(work_dir_of(request)),
             worker_alive=worker_alive,
         )

@@ -19,6 +19,9 @@ class RunContext:
     store: JobStore
     worker: str
     stop_reason: Callable[[], str | None] = lambda: None
+    # Seconds left of the time budget (None: none); batches are sized to end within it (budget.py).
+    seconds_left: Callable[[], float | None] = lambda: None
+    clock: Callable[[], float] = time.monotonic  # the clock `seconds_left` and batch timings are read on
     log: Callable[[str], None] = lambda message: None
     lease_seconds: float = DEFAULT_LEASE_SECONDS
     poll_seconds: float = POLL_SECONDS

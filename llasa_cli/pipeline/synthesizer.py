@@ -12,7 +12,8 @@ decoded and verified while the next one generates: `batch_runner.py`), and a rer
 nothing that was finished. A batch that cannot be synthesised (an error) is recorded as failed
 before the error ends the run. Segments are claimed a batch at a time under leases, kept alive
 while the batch runs (`leases.py`), so several runs on one job share the work instead of
-repeating it. Chapters are processed one after another (segments inside a chapter are batched,
+repeating it. With a time budget, a batch is sized to end within it from the pace measured so far
+(`budget.py`). Chapters are processed one after another (segments inside a chapter are batched,
 sorted by length) so the run holds one chapter's audio, not the book's (a stream or m4b sink
 gathers the chapters it is given until it closes).
 """
@@ -37,6 +38,7 @@ from ..text.plan import Chapter, Plan, Segment
 from ..verify.composite import CompositeVerifier
 from ..verify.verdict import SegmentVerifier
 from .batch_runner import BatchRunner, overlap_wanted
+from .budget import BatchPacer
 from .chapter_writer import write_chapter
 from .events import Event, JobFinished, JobOpened, NarratorFixed, RunStopped, SegmentDone, Waiting
 from .leases import LeaseKeeper
@@ -72,12 +74,13 @@ class SearchSetup:
 
 @dataclass(frozen=True)
 class _Batch:
-    """Claimed segments and the attempt number each one's seed starts from."""
+    """Claimed segments, the attempt number each one's seed starts from, and when it was claimed."""
 
     keys: list[str]
     segments: list[Segment]
     voice: VoicePrompt
     bases: list[int]
+    claimed_at: float
 
 
 @dataclass(frozen=True)
@@ -122,7 +125,7 @@ class Synthesizer:
             while waiting:
                 left: list[Chapter] = []
                 for chapter in waiting:
-                    if (reason := context.stop_reason()) is not None:
+                    if (reason := run.stop_reason()) is not None:
                         yield RunStopped(reason)
                         return
                     fresh: dict[str, np.ndarray] = {}  # this pass's decoded audio: no chapter is decoded twice
@@ -133,7 +136,8 @@ class Synthesizer:
                         )
                     else:
                         left.append(chapter)
-                if left and context.stop_reason() is None:
+                # Segments no run holds any more (finished or freed since) are claimed on the next pass.
+                if left and run.stop_reason() is None and run.held_by_others(plan, left):
                     yield Waiting(tuple(c.number for c in left))
                     context.sleep(context.poll_seconds)
                 waiting = left
@@ -218,6 +222,17 @@ class _Run:
         self.context = context
         self.leases = leases
         self.voice = voice
+        self.pacer = BatchPacer(context.seconds_left, context.clock)
+
+    def stop_reason(self) -> str | None:
+        """The context's reason to stop, or the budget's when the next batch would overrun it."""
+        return self.context.stop_reason() or self.pacer.stopped
+
+    def held_by_others(self, plan: Plan, chapters: Sequence[Chapter]) -> bool:
+        """Whether another live run holds a lease on a pending segment of these chapters."""
+        keys = [self.context.keys[s.segment_id] for c in chapters for s in plan.segments_of(c.number)]
+        holders = set(self.context.store.holders(keys).values()) - {self.context.worker}
+        return any(self.context.worker_alive(worker) for worker in holders)
 
     def work_on(self, plan: Plan, chapter: Chapter, fresh: dict[str, np.ndarray]) -> Iterator[Event]:
         """Generate the chapter's claimable segments, a batch at a time; True when all are done.
@@ -252,16 +267,25 @@ class _Run:
         context = self.context
         done = context.store.done_keys(list(by_key))
         pending = [k for k in by_key if k not in done and k not in held]
-        if not pending or context.stop_reason() is not None:
+        if not pending or self.stop_reason() is not None:
             return None
-        claimed = _claim(context, pending, self.synthesizer.engine.batch_size)
+        claimed_at = context.clock()
+        claimed = self._within_budget(_claim(context, pending, self.synthesizer.engine.batch_size), by_key)
         if not claimed:
             return None
         self.leases.hold(claimed)
         takes = context.store.takes(claimed)
         context.log(f"start {' '.join(claimed)}")
         bases = [takes[k] * ATTEMPTS_PER_TAKE for k in claimed]
-        return _Batch(claimed, [by_key[k] for k in claimed], self.voice, bases)
+        return _Batch(claimed, [by_key[k] for k in claimed], self.voice, bases, claimed_at)
+
+    def _within_budget(self, claimed: list[str], by_key: dict[str, Segment]) -> list[str]:
+        """The claimed keys the time budget leaves room for; the claims on the rest are given back."""
+        keep = self.pacer.fit([by_key[k].est_seconds for k in claimed])
+        if keep < len(claimed):
+            self.context.store.release(claimed[keep:], self.context.worker)
+            self.context.log(f"time budget: batch of {len(claimed)} cut to {keep}")
+        return claimed[:keep]
 
     def _record_batch(self, started: _Started | None, fresh: dict[str, np.ndarray]) -> Iterator[Event]:
         if started is None:
@@ -272,6 +296,7 @@ class _Run:
         except BaseException as exc:
             self._give_up(batch.keys, exc)
             raise
+        self.pacer.finished(batch.claimed_at, [segment.est_seconds for segment in batch.segments])
         for key, segment, outcome in zip(batch.keys, batch.segments, outcomes, strict=True):
             if self._record(key, outcome):
                 fresh[key] = outcome.item.audio
