@@ -151,3 +151,26 @@ def test_offline_mode_asks_no_hub(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(hub, "hub_reachable", lambda repo: pytest.fail("the hub was asked in offline mode"))
     with pytest.raises(ModelNotFoundError, match="'b'"):
         require_available([need("b", False, "org/b")])
+
+
+def test_voice_add_and_verify_offline_name_their_missing_models_too(tmp_path: Path) -> None:
+    import numpy as np
+    import soundfile as sf
+
+    clip = tmp_path / "clip.wav"
+    sf.write(str(clip), (0.3 * np.sin(np.arange(48_000) * 0.05)).astype(np.float32), 16_000)
+    env = offline_env(tmp_path)
+    commands = {
+        "voice add": [installed_llasa(), "voice", "add", "narrator", str(clip), "--device", "cpu"],
+        "verify": [installed_llasa(), "verify", str(clip), "--text", "Hi.", "--voice", str(clip), "--device", "cpu"],
+    }
+    expected = {
+        "voice add": ("`hf download HKUSTAudio/xcodec2-hf`", "Whisper ASR model 'base'"),
+        "verify": ("Whisper ASR model 'base'", "`hf download microsoft/wavlm-base-plus-sv`"),
+    }
+    for name, cmd in commands.items():
+        result = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
+        assert result.returncode == 20, (name, result.stderr)
+        errors = [line for line in result.stderr.splitlines() if line.startswith("llasa: error: ")]
+        assert len(errors) == 1 and all(part in errors[0] for part in expected[name]), (name, result.stderr)
+        assert "Retrying" not in result.stderr

@@ -126,7 +126,7 @@ def missing_models_message(missing: Sequence[ModelNeed]) -> str:
     names = ", ".join(need.describe() for need in missing)
     commands = "; ".join(f"`{need.fetch}`" for need in missing)
     return (
-        f"the run needs models that are not on this machine and cannot be downloaded now (offline?): {names}; "
+        f"models needed here are not on this machine and cannot be downloaded now (offline?): {names}; "
         f"fetch them ahead of time with {commands}, or pass local folders instead"
     )
 

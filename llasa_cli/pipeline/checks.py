@@ -4,6 +4,7 @@ files against the ACX rules (`llasa check`). The same verifiers and thresholds a
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,10 +56,19 @@ def verify_clip(
     device, notice = pick_device(device)
     if notice:
         warn(notice)
+    _require_verifier_models(options if voice else dataclasses.replace(options, check_speaker=False), device)
     reference = reference_audio(voice, codec, device) if voice and options.check_speaker else None
     verifier = load_verifier(options, device, reference, lang)
     verdict = verifier.verify([VerifyItem(text=text, audio=clip, hit_cap=hit_cap)])[0]
     return ClipVerification(verdict, tuple(verdict_checks(verdict, options)), _skipped(options, voice))
+
+
+def _require_verifier_models(options: VerifyOptions, device: str) -> None:
+    """Every missing verifier model named at once, in seconds, when none can be downloaded now."""
+    from ..engine.hub import require_available
+    from ..verify.composite import verifier_model_needs
+
+    require_available(verifier_model_needs(options, device))
 
 
 def _skipped(options: VerifyOptions, voice: str | None) -> dict[str, str]:

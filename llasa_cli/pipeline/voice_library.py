@@ -38,9 +38,20 @@ def add_voice(
     device, notice = pick_device(device)
     if notice:
         warn(notice)
+    _require_models(codec, asr_model, device, transcribe=text is None)
     prompt = encode_clip(clip, text, load_codec(codec, device), asr_model, device, warn=warn)
     store.add(name, prompt.codes, prompt.text, overwrite=force)
     return prompt
+
+
+def _require_models(codec: str, asr_model: str | None, device: str, *, transcribe: bool) -> None:
+    """The codec, and Whisper when the clip is to be transcribed, are here or can be downloaded now;
+    else one error naming every missing one (engine.hub.require_available)."""
+    from ..engine.hub import hub_need, require_available
+    from ..verify.asr import asr_need
+
+    needs = [hub_need(codec, "X-Codec2 codec", aliases={}), asr_need(asr_model, device) if transcribe else None]
+    require_available([need for need in needs if need is not None])
 
 
 def list_voices() -> list[VoiceInfo]:
