@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 BUDGET_SPENT = "time budget (--max-minutes) spent"
-BUDGET_TOO_SHORT = "time budget (--max-minutes) nearly spent: the next batch would not end in time"
+BUDGET_TOO_SHORT = "time budget (--max-minutes) too short for another batch"
 
 
 class BatchPacer:
