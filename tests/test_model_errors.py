@@ -94,7 +94,7 @@ def voice_add(book: Path, codec: str) -> list[str]:
 def test_codec_id_not_cached_offline(book: Path, capsys) -> None:
     assert main(voice_add(book, "some-org/not-cached-codec")) == 20
     line = one_error_line(capsys)
-    assert "hf download some-org/not-cached-codec" in line and "local path" in line
+    assert "hf download some-org/not-cached-codec" in line and "local folder" in line
 
 
 def test_model_folder_given_as_the_codec(book: Path, tiny_models, capsys) -> None:
