@@ -35,6 +35,7 @@ from .common import (
     PANEL_SEARCH,
     ChapterPatternOpt,
     EncodingOpt,
+    KeepFrontMatterOpt,
     LangOpt,
     LexiconOpt,
     MaxSegOpt,
@@ -93,10 +94,7 @@ def synth(
         str | None, typer.Argument(help="Manuscript (.txt, .md or .epub), or - for standard input.")
     ] = None,
     text: Annotated[str | None, _opt("--text", help="Speak this line instead of a file.", panel=PANEL_INPUT)] = None,
-    keep_front_matter: Annotated[
-        bool,
-        _opt("--keep-front-matter", help="EPUB: keep copyright pages, contents and the like.", panel=PANEL_INPUT),
-    ] = False,
+    keep_front_matter: KeepFrontMatterOpt = False,
     encoding: EncodingOpt = None,
     lang: LangOpt = "en",
     no_normalize: NoNormalizeOpt = False,
