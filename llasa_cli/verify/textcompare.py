@@ -14,11 +14,13 @@ the words between them, which would hide a skipped parenthetical in the referenc
 
 The rate is (substitutions + deletions + insertions) / reference tokens, so it can exceed 1
 when the speech babbles on. An empty reference gives 0.0 for an empty transcript, else 1.0.
-Importing whisper's normalisers imports torch, so they are loaded lazily (once).
+Importing whisper's normalisers imports torch, so they are loaded lazily (once). `word_diff` lays
+the two side by side for a listener (`llasa review`), without the normaliser.
 """
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -28,6 +30,7 @@ from .verdict import CER, WER
 
 CER_LANGS = frozenset({"zh"})
 _BRACKETS = re.compile(r"[()\[\]<>{}]")
+_PUNCTUATION = re.compile(r"[^\w]")
 
 
 @dataclass(frozen=True)
@@ -40,6 +43,8 @@ class ErrorRate:
     reference_tokens: int
     reference: str  # normalised
     hypothesis: str  # normalised
+    reference_words: tuple[str, ...] = ()  # the tokens compared (characters for CER languages)
+    hypothesis_words: tuple[str, ...] = ()
 
 
 def metric_for(lang: str) -> str:
@@ -92,4 +97,34 @@ def error_rate(reference: str, hypothesis: str, lang: str = "en") -> ErrorRate:
         reference_tokens=len(ref),
         reference=normalize_text(reference, lang),
         hypothesis=normalize_text(hypothesis, lang),
+        reference_words=tuple(ref),
+        hypothesis_words=tuple(hyp),
     )
+
+
+@dataclass(frozen=True)
+class DiffPart:
+    """A run of the text and what the transcript has in its place: `equal`, `replace`, `delete`
+    (said nothing for `text`) or `insert` (said `heard` where the text has nothing)."""
+
+    tag: str
+    text: str
+    heard: str
+
+
+def word_diff(text: str, transcript: str, lang: str = "en") -> list[DiffPart]:
+    """Where a transcript departs from the text, word by word (letter by letter for CER
+    languages), for a listener to read. Words match regardless of case and punctuation; unlike
+    `error_rate` there is no Whisper normalising, so "12" and "twelve" show as a difference."""
+    split = list if metric_for(lang) == CER else str.split
+    ours, theirs = split(" ".join(text.split())), split(" ".join(transcript.split()))
+    joiner = "" if metric_for(lang) == CER else " "
+    matcher = difflib.SequenceMatcher(None, [_word_key(w) for w in ours], [_word_key(w) for w in theirs], False)
+    return [
+        DiffPart(tag, joiner.join(ours[i1:i2]), joiner.join(theirs[j1:j2]))
+        for tag, i1, i2, j1, j2 in matcher.get_opcodes()
+    ]
+
+
+def _word_key(word: str) -> str:
+    return _PUNCTUATION.sub("", word.casefold()) or word
