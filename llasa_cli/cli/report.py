@@ -41,7 +41,8 @@ def _print(data: dict[str, Any]) -> None:
     share = data["verify_time_share"]
     console.print(
         f"{data['segments_done']} segments done, {data['segments_verified']} verified, "
-        f"{len(data['flagged'])} flagged, {data['retries']} retries; mean WER {_number(data['mean_wer'])}, "
+        f"{len(data['flagged'])} flagged, {len(data['accepted'])} accepted after review, {data['retries']} retries; "
+        f"mean WER {_number(data['mean_wer'])}, "
         f"mean CER {_number(data['mean_cer'])}, mean speaker similarity {_number(data['mean_similarity'])}; "
         f"verification took {'n/a' if share is None else f'{share:.0%}'} of the synthesis time"
     )

@@ -13,6 +13,7 @@ from statistics import mean
 from typing import Any
 
 from ..job.records import PlanRecord
+from ..job.review_state import Acceptance
 from ..job.store import JobStore
 from ..options import VerifyOptions
 from ..verify.verdict import CER, SIMILARITY, WER, Verdict, verdict_checks
@@ -34,11 +35,12 @@ SEARCH_TOTALS = (
 
 
 def verification_report(folder: Path) -> dict[str, Any]:
-    """Flagged segments (text vs transcript, scores against thresholds, attempts), mean scores
-    over the verified segments, retries, and what the search cost."""
-    with JobStore.open(folder) as store:
-        thresholds = _thresholds(store)
+    """Flagged segments (text vs transcript, scores against thresholds, attempts), flagged takes a
+    listener accepted, mean scores over the verified segments, retries, and what the search cost."""
+    with JobStore.open(folder, read_only=True) as store:
+        thresholds = job_thresholds(store)
         finished = [p for p in store.plan_records() if p.record.status == "done"]
+        acceptances = store.acceptances()
     verdicts = {_segment_id(p): Verdict.from_dict(p.record.scores) for p in finished if p.record.scores}
     flagged = [_flagged_row(p, verdicts.get(_segment_id(p)), thresholds) for p in finished if p.record.flagged]
     means = {f"mean_{name}": _mean([v.metrics[name] for v in verdicts.values() if name in v.metrics])
@@ -49,6 +51,7 @@ def verification_report(folder: Path) -> dict[str, Any]:
         "segments_done": len(finished),
         "segments_verified": len(verdicts),
         "flagged": flagged,
+        "accepted": [_accepted_row(p, acceptances[p.record.key]) for p in finished if p.record.key in acceptances],
         **means,
         "retries": sum(max(0, p.record.attempts - 1) for p in finished),
         "verify_time_share": round(verifying / (work + verifying), 4) if work + verifying else None,
@@ -66,7 +69,7 @@ def search_totals(stats: Sequence[dict[str, Any] | None]) -> dict[str, Any] | No
     return {"segments_searched": len(searched), "modes": modes, **totals}
 
 
-def _thresholds(store: JobStore) -> VerifyOptions:
+def job_thresholds(store: JobStore) -> VerifyOptions:
     """The verification options of the job's last `synth`; the defaults for a job that a library
     caller ran without recording a request."""
     job = store.job()
@@ -86,6 +89,12 @@ def _flagged_row(position: PlanRecord, verdict: Verdict | None, options: VerifyO
         "checks": [] if verdict is None else [row.to_dict() for row in verdict_checks(verdict, options)],
         "attempts": position.record.attempts,
     }
+
+
+def _accepted_row(position: PlanRecord, acceptance: Acceptance) -> dict[str, Any]:
+    """A flagged take a listener accepted (`llasa review`): no longer flagged, but not forgotten."""
+    return {"id": _segment_id(position), "who": acceptance.who, "at": acceptance.at,
+            "failures": list(acceptance.failures)}  # fmt: skip
 
 
 def _segment_id(position: PlanRecord) -> str:
