@@ -218,11 +218,13 @@ class StitchOptions:
 
 
 VERIFY_ASR_BACKENDS = ("openai-whisper", "faster-whisper")
-VERIFY_SPEAKER_BACKENDS = ("wavlm", "ecapa")
+VERIFY_SPEAKER_BACKENDS = ("wavlm", "ecapa", "resemblyzer")
 # Cosine similarity to the narrator's reference clip at or above which a segment counts as the same
-# voice. The WavLM x-vector model card uses 0.86 for real recordings of one speaker; synthesised
-# speech sits a little lower, so the default is 0.80. ECAPA scores run lower (about 0.25-0.5).
-DEFAULT_MIN_SIMILARITY = {"wavlm": 0.80, "ecapa": 0.40}
+# voice, per backend. WavLM: its x-vector model card uses 0.86 for real recordings of one speaker;
+# synthesised speech sits a little lower, so 0.80. ECAPA scores run lower (about 0.25-0.5).
+# resemblyzer (GE2E), measured on espeak-ng (docs/verification.md): the same voice 0.93-0.96, another
+# voice (en+f3) 0.67-0.72, the same voice pitched up 400 cents 0.69-0.75, so 0.80.
+DEFAULT_MIN_SIMILARITY = {"wavlm": 0.80, "ecapa": 0.40, "resemblyzer": 0.80}
 MAX_RETRIES = 20
 
 
@@ -233,7 +235,9 @@ class VerifyOptions:
     Signal checks (no model): speech rate = seconds from first to last voiced frame per character
     of text (CJK characters weigh CHARS_PER_SECOND / CJK_CHARS_PER_SECOND), leading / trailing /
     longest inner silence, clipped-sample share, RMS level of the voiced frames, and whether
-    generation hit its token cap. ASR: WER (en) or CER (zh) of a Whisper transcript. Speaker:
+    generation hit its token cap; the voiced length against the narrator's pace; a blind SNR
+    estimate. ASR: WER (en) or CER (zh) of a Whisper transcript, and from its alignment with the text
+    the longest omission, an immediate repeat (loop) and words past the end (babble). Speaker:
     cosine similarity of a speaker embedding to the reference clip's.
     """
 
@@ -245,7 +249,8 @@ class VerifyOptions:
     asr_backend: str = "openai-whisper"
     asr_model: str | None = None  # None: turbo on CUDA, base elsewhere
     speaker_backend: str = "wavlm"
-    speaker_model: str | None = None  # None: microsoft/wavlm-base-plus-sv (speechbrain/spkrec-ecapa-voxceleb)
+    # None: microsoft/wavlm-base-plus-sv, speechbrain/spkrec-ecapa-voxceleb, resemblyzer's bundled weights
+    speaker_model: str | None = None
     batch_size: int = 8  # clips per ASR / speaker-model batch
     max_wer: float = 0.3
     max_cer: float = 0.25
@@ -257,6 +262,14 @@ class VerifyOptions:
     max_inner_silence: float = 2.0
     max_clipping: float = 0.005  # share of samples at full scale
     min_rms_dbfs: float = -45.0  # RMS of the voiced frames
+    # Voiced length against the narrator's pace (verify/pace.py): flagged beyond this factor either way.
+    check_pace: bool = True
+    pace_factor: float = 1.5
+    # Transcript alignment (verify/alignment.py), in words (two Chinese characters count as one).
+    max_omitted_words: int = 2  # longest run of consecutive words of the text missing
+    max_repeated_words: int = 1  # longest phrase said again at once that the text does not repeat
+    max_words_after_end: int = 2  # words heard after the text's last word
+    min_snr_db: float = 10.0  # WADA-SNR estimate (verify/noise.py)
 
     def __post_init__(self) -> None:
         _require(0 <= self.retries <= MAX_RETRIES, f"--retries must be 0-{MAX_RETRIES}, not {self.retries}")
@@ -288,6 +301,18 @@ class VerifyOptions:
             _require(value >= 0.0, f"{name} must be >= 0 seconds, not {value}")
         _require(0.0 <= self.max_clipping <= 1.0, f"--max-clipping must be 0..1, not {self.max_clipping}")
         _require(-120.0 <= self.min_rms_dbfs <= 0.0, f"--min-rms-dbfs must be -120..0, not {self.min_rms_dbfs}")
+        _require(
+            math.isfinite(self.pace_factor) and self.pace_factor > 1.0,
+            f"--pace-factor must be a number > 1, not {self.pace_factor}",
+        )
+        words = {
+            "--max-omitted-words": self.max_omitted_words,
+            "--max-repeated-words": self.max_repeated_words,
+            "--max-words-after-end": self.max_words_after_end,
+        }
+        for name, value in words.items():
+            _require(isinstance(value, int) and value >= 0, f"{name} must be a whole number >= 0, not {value}")
+        _require(-20.0 <= self.min_snr_db <= 100.0, f"--min-snr must be -20..100 dB, not {self.min_snr_db}")
 
     @property
     def similarity_threshold(self) -> float:

@@ -1,4 +1,8 @@
-"""Shared by the real-speech tests: `scripts/verifier_table.py` (its cases and espeak-ng helper), loaded once."""
+"""Shared by the real-speech tests: the scripts that make real speech, each loaded once.
+
+`TABLE` is scripts/verifier_table.py (its cases and espeak-ng helper); `MATRIX` is
+scripts/verification_matrix.py (sentences, defects, espeak-ng and sox helpers cached per session,
+the confusion matrix). `*_MISSING` says why they cannot run here (None when they can)."""
 
 from __future__ import annotations
 
@@ -7,17 +11,18 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-MODULE_NAME = "llasa_verifier_table"
 
 
-def _table_script():
-    if MODULE_NAME not in sys.modules:
-        spec = importlib.util.spec_from_file_location(MODULE_NAME, ROOT / "scripts" / "verifier_table.py")
+def _script(name: str, path: str):
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / path)
         module = importlib.util.module_from_spec(spec)
-        sys.modules[MODULE_NAME] = module
+        sys.modules[name] = module
         spec.loader.exec_module(module)
-    return sys.modules[MODULE_NAME]
+    return sys.modules[name]
 
 
-TABLE = _table_script()
+TABLE = _script("llasa_verifier_table", "verifier_table.py")
 REAL_SPEECH_MISSING = TABLE.missing_tools()
+MATRIX = _script("llasa_verification_matrix", "verification_matrix.py")
+MATRIX_MISSING = MATRIX.missing_tools()

@@ -3,21 +3,22 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
-from llasa_cli.constants import CODES_PER_SECOND, SAMPLES_PER_CODE
+from llasa_cli.constants import CHARS_PER_SECOND, CODES_PER_SECOND, SAMPLES_PER_CODE
 from llasa_cli.engine.protocols import GenerationRequest
 from llasa_cli.options import ScoreWeights
 from llasa_cli.search.scorers import (
+    FINAL_CHECKS,
+    PARTIAL_CHECKS,
     PARTIAL_CONTEXT_SECONDS,
-    PARTIAL_SIGNAL_FAILURES,
     PARTIAL_WINDOW_SECONDS,
     VerdictScorer,
     make_scorers,
 )
 from llasa_cli.search.segment_search import Candidate
 from llasa_cli.verify.composite import CompositeVerifier
-from llasa_cli.verify.signal_checks import SIGNAL_FAILURES
-from llasa_cli.verify.verdict import Verdict
+from llasa_cli.verify.verdict import Verdict, VerifyItem
 
 from .fakes import FakeCodec
 
@@ -89,9 +90,63 @@ def test_partial_scoring_ignores_rate_but_not_a_stalled_window() -> None:
     good, bad = partial.score([candidate(speaking), candidate(stalled)])
     assert good == 1.0  # a few seconds of a long sentence: "too short" does not count mid-sentence
     assert bad < good
-    assert PARTIAL_SIGNAL_FAILURES < SIGNAL_FAILURES and "too_short" not in PARTIAL_SIGNAL_FAILURES
+    assert PARTIAL_CHECKS < FINAL_CHECKS and "too_short" not in PARTIAL_CHECKS
     whole_good = final.score([candidate(speaking, ended=True)])[0]
     assert whole_good < 1.0  # the same audio as a finished candidate is too short for its text
+
+
+class Recording(Listening):
+    """A fake verifier that keeps the items it was given, and fails the named checks."""
+
+    def __init__(self, failures: tuple[str, ...] = ()) -> None:
+        super().__init__()
+        self.items: list[VerifyItem] = []
+        self.failures = failures
+
+    def verify(self, items):
+        self.items.extend(items)
+        return [Verdict(passed=not self.failures, score=0.0, failures=self.failures) for _ in items]
+
+
+def test_partial_candidates_say_how_long_they_have_spoken() -> None:
+    partial, final = signal_scorers(FakeCodec())
+    partial.verifier = recording = Recording()
+    codes = np.arange(WINDOW + CONTEXT + 100, dtype=np.int64) % 400
+    partial.score([candidate(codes)])
+    assert recording.items[0].spoken_seconds == pytest.approx(codes.size / CODES_PER_SECOND)
+    final.verifier = recording = Recording()
+    final.score([candidate(codes, ended=True)])
+    assert recording.items[0].spoken_seconds is None  # a finished candidate is judged whole
+
+
+@pytest.mark.parametrize("check", ["speaker", "too_slow", "noisy"])
+def test_partial_scores_count_the_calibrated_speaker_check_and_the_pace(check) -> None:
+    partial, _ = signal_scorers(FakeCodec())
+    codes = np.arange(WINDOW, dtype=np.int64) % 400
+    partial.verifier = Recording()
+    [clean] = partial.score([candidate(codes)])
+    partial.verifier = Recording(failures=(check,))
+    [failed] = partial.score([candidate(codes)])
+    assert failed < clean
+    assert check in PARTIAL_CHECKS and check in FINAL_CHECKS
+
+
+def test_a_partial_candidate_past_its_sentences_length_loses_to_one_in_time() -> None:
+    """The real verifier's partial form, its narrator's pace known: speech already longer than the
+    whole sentence should take is a stall or a loop."""
+    from llasa_cli.options import VerifyOptions
+
+    verifier = CompositeVerifier(VerifyOptions(check_asr=False, check_speaker=False), None, None, None, "en")
+    text = "A short sentence."
+    for _ in range(4):  # the narrator's pace learnt from passed segments: the fake codec's tones
+        done = FakeCodec().decode([np.arange(round(len(LONG_TEXT) / CHARS_PER_SECOND * CODES_PER_SECOND)) % 400])[0]
+        verifier.verify([VerifyItem(LONG_TEXT, done)])
+    assert verifier.pace.seconds_per_char is not None
+    partial = make_scorers(FakeCodec(), ScoreWeights(), verifier).partial
+    in_time = np.arange(round(1.0 * CODES_PER_SECOND), dtype=np.int64) % 400
+    too_long = np.arange(round(8.0 * CODES_PER_SECOND), dtype=np.int64) % 400
+    good, stalled = partial.score([candidate(in_time, text), candidate(too_long, text)])
+    assert stalled < good
 
 
 # --- the pipeline takes the chosen candidate's audio and verdict from the final scorer --------
@@ -109,7 +164,10 @@ class CountingComposite:
                 counts.append(len(items))
                 return super().verify(items)
 
-        return Counting(VerifyOptions(check_asr=False, check_speaker=False, retries=1), None, None, None, "en")
+        # No pace check: the pace learnt from passed segments would make a second verification of
+        # the chosen candidate differ from the first.
+        options = VerifyOptions(check_asr=False, check_speaker=False, check_pace=False, retries=1)
+        return Counting(options, None, None, None, "en")
 
 
 def _search_run(tmp_path, name: str, monkeypatch, recall: bool):

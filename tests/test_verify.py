@@ -97,8 +97,9 @@ def test_each_kind_of_bad_segment_is_flagged_for_its_reason(fakes):
     ]
     verdicts = verifier(fakes).verify(items)
     assert [v.passed for v in verdicts] == [True, False, False, False, False]
-    assert verdicts[1].failures == ("wer",)
+    assert verdicts[1].failures == ("wer", "omission")  # 7 of 12 words missing, in one run
     assert verdicts[1].metrics["wer"] == pytest.approx(7 / 12)
+    assert verdicts[1].metrics["omitted_words"] == 7
     assert verdicts[2].failures == ("speaker",)
     assert verdicts[2].metrics["similarity"] == pytest.approx(0.0)
     assert {"empty", "too_quiet", "wer"} <= set(verdicts[3].failures)
@@ -107,6 +108,93 @@ def test_each_kind_of_bad_segment_is_flagged_for_its_reason(fakes):
     # one ASR batch for the audible items (silence is not transcribed), one embedding batch + the reference
     assert transcriber.calls == [(4, "en")]
     assert embedder.calls == [1, 5]
+
+
+LOOPED = "The quick brown fox jumps over the lazy, over the lazy dog and runs away."
+BABBLED = TEXT + " And so on."
+
+
+@pytest.mark.parametrize(
+    ("heard", "failure", "metric", "value"),
+    [
+        (LOOPED, "loop", "repeated_words", 3),  # WER 3/12 passes; the loop does not
+        (BABBLED, "babble", "words_after_end", 3),
+        ("The quick brown fox jumps over the dog and runs away.", None, "omitted_words", 1),
+    ],
+)
+def test_alignment_failures_are_their_own(fakes, heard, failure, metric, value):
+    transcriber, _ = fakes
+    [verdict] = verifier(fakes).verify([VerifyItem(TEXT, transcriber.say(speech(), heard))])
+    assert verdict.metrics["wer"] <= VerifyOptions().max_wer
+    assert verdict.failures == ((failure,) if failure else ())
+    assert verdict.metrics[metric] == value
+
+
+def test_speech_buried_in_noise_is_flagged_even_when_heard_right(fakes):
+    transcriber, _ = fakes
+    clean = speech()
+    noisy = clean + np.sqrt(10 * np.mean(clean**2)) * np.random.default_rng(0).standard_normal(clean.size)
+    items = [VerifyItem(TEXT, transcriber.say(a.astype(np.float32), TEXT)) for a in (clean, noisy)]
+    good, bad = verifier(fakes).verify(items)
+    assert good.passed and good.metrics["snr_db"] > 30
+    assert "noisy" in bad.failures and bad.metrics["snr_db"] < 0
+    assert "wer" not in bad.failures
+
+
+def test_pace_is_the_narrators_from_the_reference_transcript(fakes):
+    transcriber, _ = fakes
+    reference = speech(4.0, seed=98)  # 58 characters in 4 s: the narrator's pace
+    checker = CompositeVerifier(VerifyOptions(), transcriber, None, reference, "en", reference_text=TEXT)
+    clips = {seconds: transcriber.say(speech(seconds, seed=int(seconds * 10)), TEXT) for seconds in (1.6, 4.4, 8.0)}
+    rushed, usual, dragged = checker.verify([VerifyItem(TEXT, clips[s]) for s in (1.6, 4.4, 8.0)])
+    assert usual.passed and usual.metrics["pace_ratio"] == pytest.approx(1.1, abs=0.05)
+    assert "too_fast" in rushed.failures and rushed.metrics["pace_ratio"] < 1 / 1.5
+    assert dragged.failures == ("too_slow",)  # inside the fixed band (0.14 s per character), not the narrator's
+    rows = {row.check: row for row in verdict_checks(dragged, VerifyOptions())}
+    assert (rows["too_slow"].comparison, rows["too_slow"].limit, rows["too_fast"].limit) == ("<=", 1.5, 0.6667)
+
+
+def test_without_a_reference_transcript_the_pace_is_learnt_from_passed_segments(fakes):
+    transcriber, _ = fakes
+    checker = verifier(fakes)
+    assert checker.pace.seconds_per_char is None
+    [first] = checker.verify([VerifyItem(TEXT, transcriber.say(speech(4.0, seed=1), TEXT))])
+    assert first.passed and "pace_ratio" not in first.metrics  # not judged: nothing known yet
+    [second] = checker.verify([VerifyItem(TEXT, transcriber.say(speech(5.0, seed=2), TEXT))])
+    assert second.passed and second.metrics["pace_ratio"] == pytest.approx(5.0 / 3.9, abs=0.03)  # 3.9 s voiced
+    assert checker.pace.seconds_per_char == pytest.approx(8.9 / 116, rel=0.02)  # pooled over both
+    failed = transcriber.say(speech(8.0, seed=3), "Nothing like it.")
+    checker.verify([VerifyItem(TEXT, failed)])
+    assert checker.pace.seconds_per_char == pytest.approx(8.9 / 116, rel=0.02)  # a failed segment teaches nothing
+    partial = checker.for_partial_speech()
+    assert partial.pace is checker.pace
+    [stalled] = partial.verify([VerifyItem(TEXT, speech(3.0), spoken_seconds=8.0)])  # 4.5 s expected
+    [going] = partial.verify([VerifyItem(TEXT, speech(3.0), spoken_seconds=5.0)])
+    assert stalled.failures == ("too_slow",) and going.passed
+    assert checker.pace.seconds_per_char == pytest.approx(8.9 / 116, rel=0.02)  # partial speech teaches nothing
+    off = verifier(fakes, options=VerifyOptions(check_pace=False))
+    off.verify([VerifyItem(TEXT, transcriber.say(speech(4.0, seed=2), TEXT))] * 3)
+    assert off.pace.seconds_per_char is None
+
+
+def test_a_short_clip_has_its_similarity_measured_but_not_judged(fakes):
+    transcriber, _ = fakes
+    short, long = speech(1.2, VOICE_B, seed=1), speech(3.9, VOICE_B, seed=2)
+    text = "Chapter one."
+    verdicts = verifier(fakes, options=VerifyOptions(check_pace=False)).verify(
+        [VerifyItem(text, transcriber.say(short, text)), VerifyItem(TEXT, transcriber.say(long, TEXT))]
+    )
+    assert verdicts[0].metrics["similarity"] == 0.0 and "speaker" not in verdicts[0].failures
+    assert verdicts[1].failures == ("speaker",)
+
+
+def test_every_failure_has_a_limit_and_a_help_line():
+    from llasa_cli.verify.verdict import FAILURE_HELP, RULE_FAILURES, failure_limits
+
+    limits = failure_limits(VerifyOptions())
+    assert set(limits) == set(FAILURE_HELP)
+    assert RULE_FAILURES | {"wer", "cer", "speaker"} == set(FAILURE_HELP)
+    assert {"omission", "loop", "babble", "too_fast", "too_slow", "noisy"} <= RULE_FAILURES
 
 
 def test_scores_rank_attempts_by_how_close_they_are(fakes):
@@ -158,14 +246,15 @@ def test_chinese_uses_cer_and_its_limit(fakes):
     far = transcriber.say(speech(3.1, seed=2), "今天天气")
     verdicts = verifier(fakes, lang="zh").verify([VerifyItem(text, close), VerifyItem(text, far)])
     assert verdicts[0].passed and verdicts[0].metrics["cer"] == pytest.approx(1 / 14)
-    assert verdicts[1].failures == ("cer",)
+    assert verdicts[1].failures == ("cer", "omission")
+    assert verdicts[1].metrics["omitted_words"] == 5  # 10 characters: two count as a word
     assert "wer" not in verdicts[0].metrics
     assert fakes[0].calls == [(2, "zh")]
 
 
 def test_thresholds_are_the_options(fakes):
     transcriber, _ = fakes
-    audio = transcriber.say(speech(), "The quick brown fox jumps over the lazy dog.")  # WER 3/12
+    audio = transcriber.say(speech(), "The quick brown cat jumps over a lazy dog and runs off.")  # WER 3/12
     item = VerifyItem(TEXT, audio)
     assert verifier(fakes).verify([item])[0].passed
     [strict] = verifier(fakes, options=VerifyOptions(max_wer=0.2)).verify([item])
@@ -238,6 +327,7 @@ def test_verify_options_defaults():
     assert (options.asr_backend, options.asr_model, options.speaker_backend) == ("openai-whisper", None, "wavlm")
     assert options.similarity_threshold == 0.80
     assert VerifyOptions(speaker_backend="ecapa").similarity_threshold == 0.40
+    assert VerifyOptions(speaker_backend="resemblyzer").similarity_threshold == 0.80
     assert VerifyOptions(min_similarity=0.6).similarity_threshold == 0.6
 
 
@@ -248,7 +338,13 @@ def test_verify_options_defaults():
         ({"retries": 21}, "--retries"),
         ({"strict": True, "enabled": False}, "--strict and --no-verify"),
         ({"asr_backend": "kaldi"}, "--asr-backend"),
-        ({"speaker_backend": "resemblyzer"}, "--speaker-backend"),
+        ({"speaker_backend": "titanet"}, "--speaker-backend"),
+        ({"pace_factor": 1.0}, "--pace-factor"),
+        ({"pace_factor": float("nan")}, "--pace-factor"),
+        ({"max_omitted_words": -1}, "--max-omitted-words"),
+        ({"max_repeated_words": 1.5}, "--max-repeated-words"),
+        ({"max_words_after_end": -2}, "--max-words-after-end"),
+        ({"min_snr_db": 200.0}, "--min-snr"),
         ({"batch_size": 0}, "--verify-batch-size"),
         ({"max_wer": -0.1}, "--max-wer"),
         ({"max_cer": -1.0}, "--max-cer"),

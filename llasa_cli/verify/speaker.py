@@ -8,6 +8,8 @@ Backends behind `SpeakerEmbedder.embed(clips) -> [N, D]`:
   end normalises over time (`feat_extract_norm="group"`, as in wavlm-base-plus): such models batch
   only clips of equal length, so a clip's embedding never depends on its batch. Models with
   per-frame layer norm batch any lengths, padded, with an attention mask.
+- `resemblyzer`: the GE2E speaker encoder whose weights ship in the PyPI wheel `resemblyzer`
+  (resemblyzer_speaker.py): a real speaker model that works offline with nothing to download.
 - `ecapa`: speechbrain's ECAPA-TDNN (`speechbrain/spkrec-ecapa-voxceleb`), only where speechbrain
   imports; elsewhere choosing it is a ModelLoadError saying why. speechbrain builds whatever Python
   objects a model's `hyperparams.yaml` names, so only the known ids in `ECAPA_KNOWN_IDS` or a local
@@ -33,9 +35,10 @@ if TYPE_CHECKING:
 
 WAVLM = "wavlm"
 ECAPA = "ecapa"
+RESEMBLYZER = "resemblyzer"
+SPEAKER_BACKENDS = (WAVLM, ECAPA, RESEMBLYZER)
 DEFAULT_WAVLM_MODEL = "microsoft/wavlm-base-plus-sv"
 DEFAULT_ECAPA_MODEL = "speechbrain/spkrec-ecapa-voxceleb"
-DEFAULT_SPEAKER_MODELS = {WAVLM: DEFAULT_WAVLM_MODEL, ECAPA: DEFAULT_ECAPA_MODEL}
 # Hub ids whose hyperparams.yaml is speechbrain's stock ECAPA recipe: speechbrain's `from_hparams`
 # instantiates any Python object such a file names, so other ids are refused.
 ECAPA_KNOWN_IDS = (DEFAULT_ECAPA_MODEL,)
@@ -45,6 +48,10 @@ DEFAULT_EMBED_BATCH_SIZE = 8
 # The x-vector TDNN needs a few dozen frames; shorter clips (and empty ones) are zero-padded to this.
 MIN_EMBED_SECONDS = 0.5
 MIN_EMBED_SAMPLES = int(MIN_EMBED_SECONDS * SAMPLE_RATE)
+# Below this much voiced speech a similarity is measured but not judged: it falls with the clip's
+# length (resemblyzer, the narrator against its reference on espeak-ng: 0.69-0.84 on 1 s windows,
+# 0.84-0.94 on 2 s, 0.88-0.95 on 3 s), so a short title would fail a threshold set on sentences.
+MIN_JUDGED_SECONDS = 2.0
 
 
 class SpeakerEmbedder(Protocol):
@@ -126,24 +133,32 @@ class WavLMEmbedder:
 def load_embedder(
     backend: str, spec: str | None, device: str, batch_size: int = DEFAULT_EMBED_BATCH_SIZE
 ) -> SpeakerEmbedder:
-    """The speaker embedder of `backend` (`wavlm` or `ecapa`) on a resolved device."""
+    """The speaker embedder of `backend` (`wavlm`, `ecapa` or `resemblyzer`) on a resolved device."""
     if backend == WAVLM:
         return load_wavlm_embedder(spec or DEFAULT_WAVLM_MODEL, device, batch_size)
     if backend == ECAPA:
         return load_ecapa_embedder(spec or DEFAULT_ECAPA_MODEL, device)
-    raise InvalidOptionError(f"--speaker-backend must be one of {tuple(DEFAULT_SPEAKER_MODELS)}, not {backend!r}")
+    if backend == RESEMBLYZER:
+        from .resemblyzer_speaker import load_resemblyzer_embedder
+
+        return load_resemblyzer_embedder(spec, device)
+    raise InvalidOptionError(f"--speaker-backend must be one of {SPEAKER_BACKENDS}, not {backend!r}")
 
 
 def speaker_need(backend: str, spec: str | None) -> ModelNeed | None:
     """Whether the speaker model `load_embedder` would load is in the hub cache, and how to fetch
     it; None for a local folder. An ECAPA id off the allow-list is refused here already."""
-    from ..engine.hub import hub_need
+    from ..engine.hub import ModelNeed, hub_need
 
     if backend == WAVLM:
         return hub_need(spec or DEFAULT_WAVLM_MODEL, "speaker model", aliases={})
     if backend == ECAPA:
         source = ecapa_source(spec or DEFAULT_ECAPA_MODEL)
         return hub_need(source, "ECAPA speaker model", aliases={}, marker=ECAPA_HPARAMS_FILE)
+    if backend == RESEMBLYZER and spec is None:
+        from .resemblyzer_speaker import INSTALL_HINT, is_installed
+
+        return ModelNeed("resemblyzer speaker model", RESEMBLYZER, is_installed(), INSTALL_HINT)
     return None
 
 

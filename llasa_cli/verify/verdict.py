@@ -18,6 +18,8 @@ from typing import Any, Protocol
 import numpy as np
 
 from ..options import VerifyOptions
+from . import alignment as al
+from . import noise, pace
 from . import signal_checks as sc
 
 # Names of the model-based checks, next to the signal checks' names (signal_checks.py).
@@ -36,10 +38,19 @@ FAILURE_HELP = {
     sc.CLIPPING: "clipped samples",
     sc.TOO_QUIET: "speech too quiet",
     sc.HIT_CAP: "generation hit its token cap (runaway)",
+    pace.TOO_FAST: "much shorter than the narrator's pace allows (rushed, or words skipped)",
+    pace.TOO_SLOW: "much longer than the narrator's pace allows (dragging, stalls or a loop)",
+    noise.NOISY: "speech buried in noise",
     WER: "transcript differs from the text",
     CER: "transcript differs from the text",
+    al.OMISSION: "a run of words of the text is missing",
+    al.LOOP: "a phrase is said again (a loop)",
+    al.BABBLE: "words heard after the end of the text",
     SPEAKER: "voice differs from the reference",
 }
+# Every check that is a rule on the clip (the signal checks, pace, noise, alignment): a verdict's
+# score counts the share of these that passed; WER/CER and similarity weigh in as numbers.
+RULE_FAILURES = sc.SIGNAL_FAILURES | pace.PACE_FAILURES | {noise.NOISY} | al.ALIGNMENT_FAILURES
 
 
 @dataclass(frozen=True)
@@ -49,6 +60,9 @@ class VerifyItem:
     text: str
     audio: np.ndarray
     hit_cap: bool = False  # generation stopped at max_new_tokens, not at the end-of-speech token
+    # Speech in progress (search's partial candidates): seconds spoken so far, of which `audio` is
+    # the newest part; None for a whole segment.
+    spoken_seconds: float | None = None
 
 
 @dataclass(frozen=True)
@@ -121,8 +135,14 @@ def failure_limits(options: VerifyOptions) -> dict[str, tuple[str, str, float]]:
         sc.CLIPPING: ("clipping_share", "<=", options.max_clipping),
         sc.TOO_QUIET: ("rms_dbfs", ">=", options.min_rms_dbfs),
         sc.HIT_CAP: ("hit_cap", "<=", 0.0),
+        pace.TOO_FAST: (pace.PACE_RATIO, ">=", round(1.0 / options.pace_factor, 4)),
+        pace.TOO_SLOW: (pace.PACE_RATIO, "<=", options.pace_factor),
+        noise.NOISY: (noise.SNR_DB, ">=", options.min_snr_db),
         WER: (WER, "<=", options.max_wer),
         CER: (CER, "<=", options.max_cer),
+        al.OMISSION: (al.OMITTED_WORDS, "<=", float(options.max_omitted_words)),
+        al.LOOP: (al.REPEATED_WORDS, "<=", float(options.max_repeated_words)),
+        al.BABBLE: (al.WORDS_AFTER_END, "<=", float(options.max_words_after_end)),
         SPEAKER: (SIMILARITY, ">=", options.similarity_threshold),
     }
 
