@@ -1,4 +1,5 @@
-"""The decode loop: per-row stops, batch-independent codes, context clipping; loading and devices."""
+"""The decode loop: per-row stops, batch-independent codes (bit-identical rows on the CPU), context
+clipping; loading and devices."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from llasa_cli.engine.generator import END_INDEX, LlasaGenerator
 from llasa_cli.engine.hub import resolve_spec
 from llasa_cli.engine.loading import load_generator, load_speech_models
 from llasa_cli.engine.protocols import GenerationRequest, VoicePrompt
+from llasa_cli.engine.row_invariance import ROW_TILE, row_wise_attention, tiled_linear
 from llasa_cli.errors import DeviceUnavailableError, ModelLoadError, ModelNotFoundError
 from llasa_cli.options import EngineOptions, SamplingOptions
 
@@ -104,6 +106,99 @@ def test_batch_independence_with_every_filter(tiny_generator) -> None:
     batch = twin.generate(requests)
     assert np.array_equal(twin.generate([requests[0]])[0].codes, batch[0].codes)
     assert np.array_equal(twin.generate([requests[1]])[0].codes, batch[1].codes)
+
+
+PROMPTS = [
+    ("Hi.", None),
+    ("A much longer sentence, with more words in it, to pad the others.", VOICE),
+    ("Mid length line.", VOICE),
+    ("Another line of text, of a middling length.", None),
+    ("Six.", VOICE),
+]
+
+
+def step_logits(generator: LlasaGenerator, which: list[int], steps: int = 4, drop_after: int | None = None):
+    """Logits of each prompt in `which`, batched in that order: after the prefill and after each of
+    `steps` fed tokens (token s of prompt p: a function of (p, s) only). With `drop_after`, the
+    batch keeps only its odd positions from that step on (as when finished rows leave)."""
+    prompts = [generator.prompt_ids(text, voice) for text, voice in PROMPTS]
+    seen: dict[int, list[torch.Tensor]] = {p: [] for p in which}
+    with torch.inference_mode():
+        context = generator.prefill([prompts[p] for p in which])
+        live = list(which)
+        for step in range(steps + 1):
+            for row, logits in zip(live, generator.logits(context), strict=True):
+                seen[row].append(logits.clone())
+            if step == drop_after:
+                keep = list(range(1, len(live), 2))
+                context, live = context.select(torch.tensor(keep)), [live[k] for k in keep]
+            generator.feed(context, torch.tensor([(97 * p + 31 * step) % CODEBOOK_SIZE for p in live]))
+    return seen
+
+
+def test_a_row_computes_the_same_bits_alone_and_in_any_batch(tiny_generator) -> None:
+    """On the CPU a row's logits do not depend, even in the last bit, on the batch around it: its
+    size (1, 2, 3, 5 rows: matmuls of other shapes), its padding (longer prompts beside it), its
+    position, or rows leaving it. Sampling turns any last-bit difference into other codes sooner or later."""
+    assert tiny_generator.row_invariant
+    alone = {p: step_logits(tiny_generator, [p])[p] for p in range(len(PROMPTS))}
+    for which, drop_after in (([0, 1], None), ([4, 2, 0], None), ([1, 2, 3, 4, 0], None), ([3, 0, 1, 4, 2], 1)):
+        batched = step_logits(tiny_generator, which, drop_after=drop_after)
+        for prompt, rows in batched.items():
+            for step, logits in enumerate(rows):
+                assert torch.equal(logits, alone[prompt][step]), f"prompt {prompt} in batch {which}, step {step}"
+
+
+def test_the_row_wise_forward_computes_what_the_model_computes(tiny_generator) -> None:
+    """Row tiling and row-wise attention change the rounding only: a padded batch's logits match the
+    model's own forward pass (SDPA, no padding) of each prompt."""
+    prompts = [tiny_generator.prompt_ids(text, voice) for text, voice in PROMPTS]
+    allowed = torch.as_tensor(tiny_generator.vocab.allowed_ids)
+    with torch.inference_mode():
+        logits = tiny_generator.logits(tiny_generator.prefill(prompts))
+        for row, prompt in enumerate(prompts):
+            plain = tiny_generator.model(input_ids=torch.tensor([prompt])).logits[0, -1, allowed]
+            assert torch.allclose(logits[row], plain, atol=1e-4), f"prompt {row}"
+            assert not torch.equal(logits[row], torch.zeros_like(plain))
+
+
+def test_tiled_matmul_rows_do_not_depend_on_the_row_count() -> None:
+    """What the CPU path rests on: this BLAS sums every row of a call of ROW_TILE * k rows in one order.
+    If this fails here, the machine's BLAS picks kernels otherwise, and codes may depend on the batch size."""
+    generator = torch.Generator().manual_seed(0)
+    for width, outputs in ((64, 128), (128, 64), (64, CODEBOOK_SIZE + 1)):
+        weight = torch.randn(outputs, width, generator=generator)
+        rows = torch.randn(3 * ROW_TILE + 1, width, generator=generator)
+        alone = torch.cat([tiled_linear(rows[r : r + 1], weight) for r in range(rows.shape[0])])
+        for count in range(2, rows.shape[0] + 1):
+            assert torch.equal(tiled_linear(rows[:count], weight), alone[:count]), f"{count} rows of {width}->{outputs}"
+        shaped = tiled_linear(rows[:6].reshape(2, 3, width), weight)
+        assert torch.equal(shaped.reshape(6, outputs), alone[:6])
+
+
+def test_row_wise_attention_runs_a_prefill_or_one_new_token_only() -> None:
+    query, key = torch.zeros((1, 2, 3, 4)), torch.zeros((1, 2, 5, 4))
+    with pytest.raises(ValueError, match="3 queries on 5 keys"):
+        row_wise_attention(None, query, key, key, None, scaling=1.0, row_starts=[0])
+
+
+def test_codes_do_not_depend_on_the_batch_size(tiny_generator) -> None:
+    """Whole generations, default sampling: batches of 1, 2 and 5 (rows leaving as they reach their
+    caps) give every request the same codes."""
+    requests = [
+        GenerationRequest(text, seed=11 * row, max_new_tokens=20 + 20 * row, voice=voice)
+        for row, (text, voice) in enumerate(PROMPTS)
+    ]
+    by_size = {}
+    for size in (1, 2, 5):
+        results = []
+        for start in range(0, len(requests), size):
+            results += tiny_generator.generate(requests[start : start + size])
+        by_size[size] = results
+    for size in (2, 5):
+        for row, (one, other) in enumerate(zip(by_size[1], by_size[size], strict=True)):
+            assert one.new_tokens == other.new_tokens == requests[row].max_new_tokens
+            assert np.array_equal(one.codes, other.codes), f"request {row} at batch size {size}"
 
 
 def test_seed_decides_the_codes(tiny_generator) -> None:

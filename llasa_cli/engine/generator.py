@@ -2,9 +2,11 @@
 
 One loop of our own instead of `generate()`: prompts are left-padded, the batch is
 prefilled once, then one token per step runs with the key/value cache. Each row samples with
-noise seeded from its own seed and the step (`sampling.sample_next`), so a request gives
-the same codes alone or inside any batch. Only the speech tokens and the end token are
-scored (a slice of the output head), so the LM can never emit text.
+noise seeded from its own seed and the step (`sampling.sample_next`). On the CPU the model also
+computes each row exactly as it would alone (`row_invariance`), so a request gives the same codes
+alone or inside any batch; on a GPU the batched kernels may round a row differently by batch
+shape, so codes can differ between batch sizes there. Only the speech tokens and the end token
+are scored (a slice of the output head), so the LM can never emit text.
 
 This module imports torch: import it only when synthesising.
 """
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +28,7 @@ from ..options import SamplingOptions
 from .batch_size import ModelShape
 from .prompt import SpeechVocab, build_prompt_ids
 from .protocols import GenerationRequest, GenerationResult, VoicePrompt
+from .row_invariance import make_row_invariant, row_invariant_calls, row_starts, tiled_linear
 from .sampling import sample_next
 
 # Index of the end token in the scored ids: index c < CODEBOOK_SIZE is speech code c.
@@ -32,9 +36,10 @@ END_INDEX = CODEBOOK_SIZE
 
 
 class SpeechHead:
-    """The LM's output head restricted to the allowed ids: [B, H] hidden -> [B, CODEBOOK_SIZE + 1] logits."""
+    """The LM's output head restricted to the allowed ids: [B, H] hidden -> [B, CODEBOOK_SIZE + 1] logits.
+    `row_invariant`: multiply through `tiled_linear`, so a row's logits do not depend on the batch."""
 
-    def __init__(self, model: Any, allowed_ids: np.ndarray) -> None:
+    def __init__(self, model: Any, allowed_ids: np.ndarray, row_invariant: bool = False) -> None:
         head = model.get_output_embeddings()
         weight, bias = head.weight, getattr(head, "bias", None)
         if int(allowed_ids.max()) >= weight.shape[0]:
@@ -53,10 +58,11 @@ class SpeechHead:
         self._speech_bias = None if bias is None else bias[index]
         self._end_weight = weight[end : end + 1]
         self._end_bias = None if bias is None else bias[end : end + 1]
+        self._linear = tiled_linear if row_invariant else torch.nn.functional.linear
 
     def __call__(self, hidden: torch.Tensor) -> torch.Tensor:
-        speech = torch.nn.functional.linear(hidden, self._speech_weight, self._speech_bias)
-        end = torch.nn.functional.linear(hidden, self._end_weight, self._end_bias)
+        speech = self._linear(hidden, self._speech_weight, self._speech_bias)
+        end = self._linear(hidden, self._end_weight, self._end_bias)
         return torch.cat([speech, end], dim=-1).float()
 
 
@@ -116,8 +122,12 @@ class LlasaGenerator:
         self.sampling = sampling
         self.vocab = vocab if vocab is not None else SpeechVocab.from_tokenizer(tokenizer)
         self.device = next(model.parameters()).device
+        # Bit-identical rows across batch shapes are only reachable on the CPU (row_invariance.py).
+        self.row_invariant = self.device.type == "cpu"
         self._allowed = torch.as_tensor(self.vocab.allowed_ids, device=self.device)
-        self._head = SpeechHead(model, self.vocab.allowed_ids)
+        self._head = SpeechHead(model, self.vocab.allowed_ids, self.row_invariant)
+        if self.row_invariant:
+            make_row_invariant(model)
         self._base = model.base_model
         params = inspect.signature(self._base.forward).parameters
         self._cache_kwarg = "cache" if "cache" in params else "past_key_values"  # renamed in transformers 5.x
@@ -199,9 +209,11 @@ class LlasaGenerator:
 
     def _forward(self, ids: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor, cache: Any) -> torch.Tensor:
         """Run new tokens through the LM body, filling `cache`; the last position's hidden state [B, H]."""
-        out = self._base(
-            input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, **{self._cache_kwarg: cache}
-        )
+        kwargs: dict[str, Any] = {self._cache_kwarg: cache}
+        if self.row_invariant:
+            kwargs["row_starts"] = row_starts(mask)
+        with row_invariant_calls() if self.row_invariant else nullcontext():
+            out = self._base(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, **kwargs)
         return out.last_hidden_state[:, -1]
 
     def _decode(

@@ -6,7 +6,9 @@ request; a single request that still does not fit raises `DeviceUnavailableError
 22: the device cannot serve this model and segment, whatever the batch size). The size that
 worked is remembered, so later batches are cut to it up front instead of failing again. Results
 come back complete and in request order, as from the wrapped generator; since every row draws
-its noise from its own seed (`sampling`), the halves give the same codes the whole batch would.
+its noise from its own seed (`sampling`) and, on the CPU, computes what it would alone
+(`row_invariance`), the halves give the same codes the whole batch would (on a GPU, batched
+kernels may round the halves differently).
 
 torch is never imported here: an out-of-memory error can only come from torch when torch is
 already loaded, so it is looked up in `sys.modules`.

@@ -2,8 +2,9 @@
 
 `segment_seed` turns (run seed, text, attempt) into a row seed, stable across processes and
 machines. `sample_next` draws one token per row from the filtered softmax by inverting its
-cumulative mass at a uniform number hashed from (row seed, step) only, so a row gets the same
-tokens alone, in any batch, or resumed after a crash.
+cumulative mass at a uniform number hashed from (row seed, step) only, so a row given the same
+logits gets the same tokens alone, in any batch, or resumed after a crash. (The logits themselves
+are the same bits in any batch only where the generator makes them so: `row_invariance`.)
 
 The filters act on [B, V] float logits, row by row: repetition penalty, temperature, top-k
 (`filter_logits`); top-p is applied by the sampler itself, by rejection, which needs no sort of
