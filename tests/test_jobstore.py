@@ -398,9 +398,7 @@ def test_a_job_from_before_flagged_was_a_column_keeps_its_flagged_segments(
     JobStore.open(tmp_path).close()  # an empty job at schema 2
     monkeypatch.undo()
     with sqlite3.connect(tmp_path / DB_NAME) as raw:  # filled as schema 2 did
-        raw.executemany(
-            "INSERT INTO positions VALUES (1, ?, ?, 'text', 1.0)", [(0, "good"), (1, "bad")]
-        )
+        raw.executemany("INSERT INTO positions VALUES (1, ?, ?, 'text', 1.0)", [(0, "good"), (1, "bad")])
         raw.executemany(
             "INSERT INTO segments (key, status, codes, n_codes, attempts, scores) VALUES (?, 'done', ?, 1, 1, ?)",
             [("good", b"\x01\x00", '{"passed": true}'), ("bad", b"\x04\x00", '{"passed": false, "flagged": true}')],
@@ -410,6 +408,58 @@ def test_a_job_from_before_flagged_was_a_column_keeps_its_flagged_segments(
         status = store.status()
         assert (status.done, status.failed, status.pending, status.finished) == (1, 1, 0, 2)
         assert store.segment("bad").flagged and not store.segment("good").flagged
+
+
+def test_a_read_only_store_reads_and_refuses_to_write(tmp_path: Path) -> None:
+    with JobStore.open(tmp_path / "work") as store:
+        store.sync_plan(rows(("a", 1, 0, 1.0)))
+        done(store, "a")
+    with JobStore.open(tmp_path / "work", read_only=True) as store:
+        assert store.status().done == 1 and store.codes("a").tolist() == [1, 2, 3]  # type: ignore[union-attr]
+        with pytest.raises(OutputError, match="read-only"):
+            done(store, "b")
+    with pytest.raises(OutputError), JobStore.open(tmp_path / "missing", read_only=True):
+        pass
+    assert not (tmp_path / "missing").exists()
+
+
+def test_a_read_only_open_of_an_older_store_migrates_it_first(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(jobstore_schema, "MIGRATIONS", jobstore_schema.MIGRATIONS[:3])
+    JobStore.open(tmp_path).close()
+    monkeypatch.undo()
+    with JobStore.open(tmp_path, read_only=True) as store:
+        assert store.status().total == 0
+    with sqlite3.connect(tmp_path / DB_NAME) as raw:
+        version = dict(raw.execute("SELECT key, value FROM meta"))["schema_version"]
+    assert version == str(len(jobstore_schema.MIGRATIONS))
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        "UPDATE positions SET text = CAST(X'9AFF00' AS TEXT)",  # not UTF-8
+        "UPDATE segments SET scores = '{\"cer\": '",  # JSON cut short
+    ],
+)
+def test_damaged_rows_are_a_one_line_store_error(tmp_path: Path, damage: str) -> None:
+    with JobStore.open(tmp_path) as store:
+        store.sync_plan(rows(("a", 1, 0, 1.0)))
+        done(store, "a")
+    with sqlite3.connect(tmp_path / DB_NAME) as raw:
+        raw.execute(damage)
+    with JobStore.open(tmp_path) as store, pytest.raises(JobStoreError, match="not a usable") as info:
+        store.plan_records()
+    assert "\n" not in str(info.value)
+
+
+def test_an_undecodable_schema_is_a_one_line_store_error(tmp_path: Path) -> None:
+    JobStore.open(tmp_path).close()
+    with sqlite3.connect(tmp_path / DB_NAME) as raw:
+        raw.execute("PRAGMA writable_schema = ON")
+        raw.execute("UPDATE sqlite_master SET name = CAST(X'9AFF' AS TEXT) WHERE name = 'voice'")
+    for read_only in (False, True):
+        with pytest.raises(JobStoreError, match="not a usable"):
+            JobStore.open(tmp_path, read_only=read_only).close()
 
 
 # --- faults -----------------------------------------------------------------------

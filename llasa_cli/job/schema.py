@@ -6,6 +6,7 @@ specific to one run; `JobStore.open` calls `connect`.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from pathlib import Path
 
@@ -16,6 +17,11 @@ APPLICATION_ID = 0x4C4C5341  # "LLSA" in the SQLite header
 MAGIC = "llasa-cli job store"
 DEFAULT_BUSY_TIMEOUT_S = 30.0
 SQLITE_HEADER = b"SQLite format 3\x00"
+# Damage SQLite reads without complaint but Python cannot decode: text that is not UTF-8, JSON that
+# does not parse.
+CORRUPT_DATA_ERRORS = (UnicodeDecodeError, json.JSONDecodeError)
+
+
 # MIGRATIONS[i] takes a store from schema version i to i + 1, inside one transaction.
 MIGRATIONS: list[tuple[str, ...]] = [
     (
@@ -90,9 +96,13 @@ def map_sqlite_error(exc: sqlite3.Error, path: Path, busy_timeout_s: float) -> L
         return JobBusyError(
             f"job database {path} is locked by another llasa run (waited {busy_timeout_s:g} s); try again later"
         )
-    if "not a database" in text or "malformed" in text or "encrypted" in text:
-        return JobStoreError(f"{path} is not a usable llasa-cli job database (corrupt or not SQLite)")
+    if any(sign in text for sign in ("not a database", "malformed", "encrypted", "could not decode")):
+        return corrupt_error(path)
     return JobStoreError(f"job database {path}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}")
+
+
+def corrupt_error(path: Path) -> JobStoreError:
+    return JobStoreError(f"{path} is not a usable llasa-cli job database (corrupt or not SQLite)")
 
 
 # --- opening and migrating --------------------------------------------------
@@ -155,7 +165,13 @@ def _migrate(conn: sqlite3.Connection, path: Path) -> None:
             raise
 
 
-def connect(path: Path, busy_timeout_s: float) -> sqlite3.Connection:
+def connect(path: Path, busy_timeout_s: float, *, read_only: bool = False) -> sqlite3.Connection:
+    """A connection to the job database at `path`, migrated to the current schema.
+
+    `read_only` (for commands that only read, so they work in a read-only folder) opens it
+    without writing, unless its schema is older and must be migrated first."""
+    if read_only and (conn := _connect_read_only(path, busy_timeout_s)) is not None:
+        return conn
     conn = sqlite3.connect(str(path), timeout=busy_timeout_s, isolation_level=None, check_same_thread=False)
     try:
         conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
@@ -168,3 +184,35 @@ def connect(path: Path, busy_timeout_s: float) -> sqlite3.Connection:
         conn.close()
         raise
     return conn
+
+
+def _connect_read_only(path: Path, busy_timeout_s: float) -> sqlite3.Connection | None:
+    """Open without writing (`mode=ro`); where SQLite cannot create the WAL index beside the file
+    (a read-only folder), as an immutable file. None when the schema is older than this version's."""
+    last_error: sqlite3.Error | None = None
+    for flags in ("mode=ro", "immutable=1"):
+        conn = sqlite3.connect(
+            f"{path.absolute().as_uri()}?{flags}",
+            uri=True,
+            timeout=busy_timeout_s,
+            isolation_level=None,
+            check_same_thread=False,
+        )
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
+            version = _schema_version(conn, path)
+        except sqlite3.OperationalError as exc:
+            conn.close()
+            if "unable to open" not in str(exc).lower():
+                raise
+            last_error = exc
+            continue
+        except BaseException:
+            conn.close()
+            raise
+        if version < len(MIGRATIONS):
+            conn.close()
+            return None
+        return conn
+    assert last_error is not None
+    raise last_error

@@ -31,7 +31,15 @@ from ..engine.protocols import VoicePrompt
 from ..errors import OutputError
 from .records import ChapterStatus, JobInfo, JobStatus, PlanRecord, PlanRow, SegmentRecord
 from .review_state import Acceptance, Position, PreviousTake, QueuedRedo, SegmentSpan, TextOverride
-from .schema import DB_NAME, DEFAULT_BUSY_TIMEOUT_S, check_header, connect, map_sqlite_error
+from .schema import (
+    CORRUPT_DATA_ERRORS,
+    DB_NAME,
+    DEFAULT_BUSY_TIMEOUT_S,
+    check_header,
+    connect,
+    corrupt_error,
+    map_sqlite_error,
+)
 
 CODE_DTYPE = np.dtype("<u2")
 ENSURE_ROW = "INSERT OR IGNORE INTO segments (key, updated) VALUES (?, ?)"
@@ -116,6 +124,8 @@ def _db_op(method: F) -> F:
                 return method(self, *args, **kwargs)
             except sqlite3.DatabaseError as exc:
                 raise map_sqlite_error(exc, self.path, self._busy_timeout_s) from exc
+            except CORRUPT_DATA_ERRORS as exc:
+                raise corrupt_error(self.path) from exc
 
     return wrapper  # type: ignore[return-value]
 
@@ -133,18 +143,25 @@ class JobStore:
         self._lock = threading.RLock()
 
     @classmethod
-    def open(cls, work_dir: Path, *, busy_timeout_s: float = DEFAULT_BUSY_TIMEOUT_S) -> JobStore:
+    def open(
+        cls, work_dir: Path, *, busy_timeout_s: float = DEFAULT_BUSY_TIMEOUT_S, read_only: bool = False
+    ) -> JobStore:
+        """The store in `work_dir`, created if missing. `read_only`: for commands that only read
+        (`status`, `report`), which then work in a read-only folder; its store refuses writes."""
         work_dir = Path(work_dir)
         path = work_dir / DB_NAME
-        try:
-            work_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise OutputError(f"cannot create work dir {work_dir}: {exc.strerror or exc}") from exc
+        if not read_only:
+            try:
+                work_dir.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise OutputError(f"cannot create work dir {work_dir}: {exc.strerror or exc}") from exc
         check_header(path)
         try:
-            conn = connect(path, busy_timeout_s)
+            conn = connect(path, busy_timeout_s, read_only=read_only)
         except sqlite3.DatabaseError as exc:
             raise map_sqlite_error(exc, path, busy_timeout_s) from exc
+        except CORRUPT_DATA_ERRORS as exc:
+            raise corrupt_error(path) from exc
         return cls(conn, path, busy_timeout_s)
 
     def __enter__(self) -> JobStore:

@@ -30,7 +30,7 @@ STITCH_WORKER = "stitch"
 
 def job_status(folder: Path) -> dict[str, Any]:
     """Progress per chapter: done, failed, pending, minutes of audio, and an ETA from the work so far."""
-    with JobStore.open(folder) as store:
+    with JobStore.open(folder, read_only=True) as store:
         job = store.status()
         work_seconds, audio_seconds = store.work_rate()
     rtf = work_seconds / audio_seconds if audio_seconds else None

@@ -54,8 +54,16 @@ class RunRequest:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> RunRequest:
-        if data.get("format") != REQUEST_FORMAT:
+        """The request `to_json` recorded; JobStoreError for one this version cannot read."""
+        if not isinstance(data, dict) or data.get("format") != REQUEST_FORMAT:
             raise JobStoreError("the job was recorded by another llasa-cli version; run synth again")
+        try:
+            return cls._from_fields(data)
+        except (KeyError, TypeError, AttributeError, ValueError) as exc:
+            raise JobStoreError(f"the job's recorded request cannot be read ({exc}); run synth again") from exc
+
+    @classmethod
+    def _from_fields(cls, data: dict[str, Any]) -> RunRequest:
         nested = {"text", "sampling", "engine", "stitch", "verify", "search", "format"}
         text = dict(data["text"])
         text["lexicon"] = tuple(tuple(pair) for pair in text.get("lexicon", ()))
