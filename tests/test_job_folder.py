@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sqlite3
 import subprocess
 from pathlib import Path
@@ -17,7 +18,48 @@ from llasa_cli.job.schema import DB_NAME
 from llasa_cli.job.store import JobStore
 from llasa_cli.pipeline.job_folder import WORK_DIR_NAME
 
-from .job_cli import LLASA, llasa
+from .job_cli import LLASA, file_states, llasa, model_args, ok, sha256
+
+BOOK = """Chapter One
+
+The tide came in.
+
+Chapter Two
+
+She lit the lamp. The wind rose.
+"""
+
+
+def test_a_copied_job_is_stitched_and_redone_where_it_is_and_the_original_is_left_alone(tmp_path, tiny_models):
+    first = tmp_path / "first"
+    first.mkdir()
+    (first / "book.txt").write_text(BOOK)
+    ok(llasa("synth", "book.txt", "-o", "out", *model_args(tiny_models), "--quiet", cwd=first))  # paths as typed
+    original = first / "out"
+    before = file_states(original)
+    copy = tmp_path / "shelf" / "copy"
+    shutil.copytree(original, copy)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    target = os.path.relpath(copy, elsewhere)
+
+    (copy / "02-chapter-two.wav").unlink()
+    stitched = ok(llasa("stitch", target, cwd=elsewhere))
+    assert str(copy / "02-chapter-two.wav") in stitched.stdout
+    assert sha256(copy / "02-chapter-two.wav") == sha256(original / "02-chapter-two.wav")
+
+    ok(llasa("redo", target, "--segment", "2.1", cwd=elsewhere))
+    assert sha256(copy / "01-chapter-one.wav") == sha256(original / "01-chapter-one.wav")
+    assert sha256(copy / "02-chapter-two.wav") != sha256(original / "02-chapter-two.wav")
+    with JobStore.open(copy / WORK_DIR_NAME) as store:
+        keys = _keys(store)
+        assert store.takes([keys["1.1"], keys["2.1"]]) == {keys["1.1"]: 0, keys["2.1"]: 1}
+    assert sorted(os.listdir(elsewhere)) == []  # nothing written where the command ran
+    assert file_states(original) == before  # not a byte, not a timestamp
+
+
+def _keys(store: JobStore) -> dict[str, str]:
+    return {f"{p.chapter}.{p.index}": p.record.key for p in store.plan_records()}
 
 
 def _small_job(out: Path) -> None:

@@ -74,7 +74,7 @@ def redo(
     from ..pipeline import find_job_folder, prepare_redo
     from .synth import OutputMode, execute
 
-    redo = prepare_redo(find_job_folder(outdir, work_dir), segment or [], chapter or [])
+    redo = prepare_redo(find_job_folder(outdir, work_dir), segment or [], chapter or [], outdir=outdir)
     typer.echo(f"redoing {len(redo.segments)} segment(s)", err=True)
     mode = OutputMode(json=False, quiet=False, interactive=sys.stderr.isatty())
     raise typer.Exit(execute(redo.request, mode, None, redo.manuscript))

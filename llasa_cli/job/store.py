@@ -164,6 +164,11 @@ class JobStore:
             raise corrupt_error(path) from exc
         return cls(conn, path, busy_timeout_s)
 
+    @property
+    def folder(self) -> Path:
+        """The job folder: output names are recorded relative to it."""
+        return self.path.parent
+
     def __enter__(self) -> JobStore:
         return self
 

@@ -2,11 +2,13 @@
 found, rebuilding its chapter files, and choosing segments to synthesise again.
 
 Each function takes the job folder (`job_folder.find_job_folder`) and returns plain data for the
-CLI to show; none loads the language model.
+CLI to show; none loads the language model. `stitch_job` and `prepare_redo` act on the output
+folder they are given, wherever the job was first run (a job folder moves with its output).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,13 +71,13 @@ class StitchResult:
 def stitch_job(
     folder: Path, outdir: Path, on_written: Callable[[ChapterWritten], None] = lambda written: None
 ) -> StitchResult:
-    """Rebuild every finished chapter file from stored codes (the codec loads; the LM does not),
-    telling `on_written` of each chapter as it is written."""
+    """Rebuild every finished chapter file in `outdir` from stored codes (the codec loads; the LM
+    does not), telling `on_written` of each chapter as it is written."""
     from ..engine.devices import pick_device
     from ..engine.loading import load_codec
 
     with JobStore.open(folder) as store:
-        request, manuscript, plan, keys = _stored_job(store)
+        request, manuscript, plan, keys = _stored_job(store, outdir)
         if not keys:
             raise InputNotFoundError(f"the job in {outdir} has no finished narrator yet: nothing to stitch")
         device, _ = pick_device(request.engine.device)
@@ -106,22 +108,25 @@ class Redo:
     segments: tuple[Segment, ...]
 
 
-def prepare_redo(folder: Path, segment_ids: Sequence[str], chapters: Sequence[int]) -> Redo:
+def prepare_redo(folder: Path, segment_ids: Sequence[str], chapters: Sequence[int], outdir: Path | None = None) -> Redo:
     """Forget the chosen segments' results (they become pending as a new take, with fresh seeds);
-    run the returned request through `synthesize` to speak them again and rebuild their chapters."""
+    run the returned request through `synthesize` to speak them again and rebuild their chapters
+    in `outdir` (default: the job's output folder, recorded relative to its job folder)."""
     if not segment_ids and not chapters:
         raise InvalidOptionError("redo needs --segment ID or --chapter N")
     with JobStore.open(folder) as store:
-        request, manuscript, plan, keys = _stored_job(store)
+        request, manuscript, plan, keys = _stored_job(store, outdir)
         chosen = _choose(plan, segment_ids, chapters)
         store.reset([keys[s.segment_id] for s in chosen if s.segment_id in keys])
+    if keys:  # the narrator is fixed: speak with the job's voice, not the clip it came from
+        request = dataclasses.replace(request, voice=None, voice_text=None)
     return Redo(request, manuscript, plan, tuple(chosen))
 
 
-def _stored_job(store: JobStore) -> tuple[RunRequest, Manuscript, Plan, dict[str, str]]:
-    """The job's last request, its manuscript and plan, and its segment keys (empty until the
-    narrator is fixed: a key includes the voice)."""
-    request, manuscript = stored_request(store)
+def _stored_job(store: JobStore, outdir: Path | None) -> tuple[RunRequest, Manuscript, Plan, dict[str, str]]:
+    """The job's last request (writing to `outdir`), its manuscript and plan, and its segment keys
+    (empty until the narrator is fixed: a key includes the voice)."""
+    request, manuscript = stored_request(store, outdir)
     plan = build_plan(manuscript, request.text)
     voice = store.load_voice()
     keys = {} if voice is None else keys_for(plan, request.engine, request.sampling, voice, request.search)

@@ -3,12 +3,19 @@
 The folder (`OUTDIR/.llasa` unless `--work-dir` says otherwise) holds the job database, which
 records the request and manuscript of the last `synth`, and `llasa.log`. Runs sharing a job tell
 each other apart by a worker id of host, process and a random part.
+
+A job folder is self-contained: the recorded request names its output folder relative to the job
+folder, and the m4b cover is copied into it, so a moved or copied job keeps working. Commands on
+a job act on the folders they are given (`stored_request(store, outdir)`), never on where the
+job was first run.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
+import shutil
 import socket
 import tempfile
 import time
@@ -17,16 +24,20 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from ..errors import InputNotFoundError, JobStoreError
+from ..errors import InputNotFoundError, JobStoreError, OutputError
 from ..job.keys import manuscript_fingerprint
 from ..job.schema import DB_NAME
 from ..job.store import JobStore
 from ..text.manuscript import Manuscript
-from .request import STDOUT, RunRequest
+from .request import STDOUT, RunRequest, book_metadata
 
 WORK_DIR_NAME = ".llasa"
 LOG_NAME = "llasa.log"
 M4B_CHAPTERS = "chapters"  # the m4b's chapter files, inside the job folder
+COVER_STEM = "cover"  # the job's copy of the m4b cover image: cover.jpg or cover.png
+# A recorded request whose output folder is named relative to the job folder (older jobs recorded
+# it as typed, relative to wherever `synth` ran).
+PATHS_JOB_RELATIVE = "job-relative"
 
 
 def work_dir_of(request: RunRequest) -> Path | None:
@@ -54,26 +65,81 @@ def open_job(request: RunRequest, manuscript: Manuscript) -> Iterator[JobStore]:
     with throwaway or contextlib.nullcontext(str(folder)) as where, JobStore.open(Path(where)) as store:
         store.set_job(
             manuscript_fingerprint(manuscript.text),
-            {"request": request.to_json(), "manuscript": manuscript.text, "is_markdown": manuscript.is_markdown},
+            {
+                "request": _recorded_form(request, manuscript, store.folder).to_json(),
+                "paths": PATHS_JOB_RELATIVE,
+                "manuscript": manuscript.text,
+                "is_markdown": manuscript.is_markdown,
+                "front_matter": {k: v for k, v in manuscript.front_matter.items() if k != "cover"},
+            },
             request.engine.model,
             request.engine.codec,
         )
         yield store
 
 
-def stored_request(store: JobStore) -> tuple[RunRequest, Manuscript]:
-    """The request and manuscript the job's last `synth` ran with."""
+def _recorded_form(request: RunRequest, manuscript: Manuscript, folder: Path) -> RunRequest:
+    """The request as the job records it: its output folder relative to the job folder, and the
+    book's cover (from the flags or the front matter) as the job's own copy."""
+    if request.output == STDOUT:
+        return request
+    metadata = dict(request.metadata)
+    cover = book_metadata(request, manuscript).cover
+    if cover is not None:
+        metadata["cover"] = _keep_cover(Path(cover), folder)
+    output = Path(os.path.relpath(Path(request.output).resolve(), folder.resolve())).as_posix()
+    return dataclasses.replace(request, output=output, work_dir=None, metadata=metadata)
+
+
+def _keep_cover(cover: Path, folder: Path) -> str:
+    """Copy the cover image into the job folder; its name there (or, when it cannot be read,
+    its absolute path, for the m4b writer to report)."""
+    kept = folder / f"{COVER_STEM}{cover.suffix.lower()}"
+    if not cover.is_file():
+        return str(cover.absolute())
+    if cover.resolve() != kept.resolve():
+        try:
+            shutil.copyfile(cover, kept)
+        except OSError as exc:
+            raise OutputError(
+                f"cannot copy the cover image into the job folder {folder}: {exc.strerror or exc}"
+            ) from exc
+    return kept.name
+
+
+def stored_request(store: JobStore, outdir: Path | None = None) -> tuple[RunRequest, Manuscript]:
+    """The request and manuscript the job's last `synth` ran with, writing to `outdir` (default:
+    the output folder recorded relative to the job folder) with the job in the store's folder."""
     job = store.job()
     if job is None or "request" not in job.options:
         raise JobStoreError(f"{store.path}: no synth run was recorded in this job")
     request = RunRequest.from_json(job.options["request"])
+    relative = job.options.get("paths") == PATHS_JOB_RELATIVE
     manuscript = Manuscript(
         name=request.source,
         text=job.options["manuscript"],
         is_markdown=job.options["is_markdown"],
         front_matter=job.options.get("front_matter", {}),
     )
-    return request, manuscript
+    return _placed(request, store.folder, outdir, relative), manuscript
+
+
+def _placed(request: RunRequest, folder: Path, outdir: Path | None, relative: bool) -> RunRequest:
+    """A recorded request with its paths where the job is now."""
+    if request.output == STDOUT:
+        return request
+    metadata = dict(request.metadata)
+    if relative and "cover" in metadata and not Path(metadata["cover"]).is_absolute():
+        metadata["cover"] = str(folder / metadata["cover"])
+    output = outdir or _recorded_output(request, folder, relative)
+    return dataclasses.replace(request, output=str(output), work_dir=str(folder), metadata=metadata)
+
+
+def _recorded_output(request: RunRequest, folder: Path, relative: bool) -> Path:
+    if relative:
+        return folder / request.output
+    # Recorded before paths were kept relative: a default job folder sits in its output folder.
+    return folder.parent if folder.name == WORK_DIR_NAME else Path(request.output)
 
 
 class RunLog:
