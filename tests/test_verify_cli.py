@@ -160,3 +160,120 @@ def test_option_aliases_build_the_same_options_as_the_library():
     options = cli_verify.build_verify_options(no_verify=True, no_asr_check=True, max_wer=0.5, retries=1)
     assert (options.enabled, options.check_asr, options.max_wer, options.retries) == (False, False, 0.5, 1)
     assert cli_verify.build_verify_options() == cli_verify.VerifyOptions()
+
+
+# -- verify --manifest ------------------------------------------------------------------------
+
+
+def manifest(tmp_path: Path, rows: list[str], name: str = "clips.tsv") -> str:
+    path = tmp_path / name
+    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    return str(path)
+
+
+def test_manifest_prints_a_json_line_per_row_and_exits_4_when_any_is_flagged(run, tmp_path):
+    write(tmp_path / "good.wav", speechlike())
+    write(tmp_path / "silent.wav", np.zeros(2 * SAMPLE_RATE, dtype=np.float32))
+    rows = ["audio\ttext", "# a comment", "good.wav\t" + TEXT, "", "silent.wav\t" + TEXT, "good.wav\t" + TEXT]
+    listed = manifest(tmp_path, rows)
+    code, out, _ = run(["--manifest", listed, "--device", "cpu", "--no-asr-check", "--json"])
+    assert code == EXIT_FLAGGED
+    lines = [json.loads(line) for line in out.splitlines()]
+    assert [(r["line"], r["passed"]) for r in lines] == [(3, True), (5, False), (6, True)]
+    assert lines[0]["audio"] == str(tmp_path / "good.wav") and lines[0]["voice"] is None
+    assert "empty" in lines[1]["failures"] and {"check", "limit"} <= set(lines[1]["checks"][0])
+    code, out, _ = run(["--manifest", manifest(tmp_path, rows[2:3], "good.tsv"), "--device", "cpu", "--no-asr-check"])
+    assert code == 0 and "PASSED" in out and out.rstrip().endswith("1 clips, 0 flagged")
+
+
+def test_manifest_errors_name_the_line(run, tmp_path):
+    write(tmp_path / "good.wav", speechlike())
+    (tmp_path / "junk.wav").write_bytes(b"not audio" * 50)
+    base = ["--device", "cpu", "--no-asr-check", "--json"]
+    cases = [
+        (["good.wav\tHello.", "missing.wav\tHello."], 10, "line 2: audio file not found"),
+        (["good.wav\tHello.", "good.wav\tHello.\tnope.wav"], 23, "line 2: voice 'nope.wav'"),
+        (["good.wav\tHello.", "good.wav"], 12, "line 2: expected 'audio<TAB>text'"),
+        (["good.wav\tHello.", "good.wav\tHello.", "junk.wav\tHello."], 12, "line 3: "),
+    ]
+    for number, (rows, exit_code, message) in enumerate(cases):
+        code, out, err = run(["--manifest", manifest(tmp_path, rows, f"m{number}.tsv"), *base])
+        assert code == exit_code, err
+        assert f"m{number}.tsv, {message}" in err
+    # A clip that cannot be decoded is found when its turn comes: the rows before it are out.
+    code, out, err = run(["--manifest", manifest(tmp_path, cases[3][0], "m3.tsv"), *base, "--verify-batch-size", "1"])
+    assert code == 12 and len(out.splitlines()) == 2 and "junk.wav" in err
+    assert run(["--manifest", str(tmp_path / "none.tsv"), *base])[0] == 10
+    assert run(["--manifest", manifest(tmp_path, ["# nothing"], "empty.tsv"), *base])[0] == 14
+    code, _, err = run(["--manifest", manifest(tmp_path, ["good.wav\tHi."], "x.tsv"), "good.wav", *base])
+    assert code == 2 and "--manifest" in err
+    code, _, err = run(["--device", "cpu"])
+    assert code == 2 and "--text" in err
+
+
+def test_manifest_loads_each_model_once_over_60_rows(tmp_path, monkeypatch):
+    """60 rows, two reference clips and rows without one: one ASR and one speaker model load, each
+    reference embedded (and transcribed, for its pace) once, the clips in batches."""
+    from llasa_cli.options import VerifyOptions
+    from llasa_cli.pipeline.checks import verify_manifest
+    from llasa_cli.verify import asr, speaker
+
+    from .test_verify import FakeEmbedder, FakeTranscriber
+
+    transcriber, embedder = FakeTranscriber(), FakeEmbedder()
+    loads = {"asr": 0, "speaker": 0}
+
+    def load_transcriber(*args, **kwargs):
+        loads["asr"] += 1
+        return transcriber
+
+    def load_embedder(*args, **kwargs):
+        loads["speaker"] += 1
+        return embedder
+
+    monkeypatch.setattr(asr, "load_transcriber", load_transcriber)
+    monkeypatch.setattr(speaker, "load_embedder", load_embedder)
+    monkeypatch.setattr("llasa_cli.pipeline.checks._require_verifier_models", lambda options, device: None)
+    clips = {name: speechlike(3.9, freq) for name, freq in (("a.wav", 220.0), ("b.wav", 440.0))}
+    from llasa_cli.audio.audio_io import load_audio
+
+    for name, audio in clips.items():
+        transcriber.say(load_audio(Path(write(tmp_path / name, audio))), TEXT)  # as the manifest reads it
+    write(tmp_path / "ref_a.wav", speechlike(4.0, 220.0))
+    write(tmp_path / "ref_b.wav", speechlike(4.0, 440.0))
+    rows = [f"{'ab'[i % 2]}.wav\t{TEXT}" + ("", "\tref_a.wav", "\tref_b.wav")[i % 3] for i in range(60)]
+    listed = Path(manifest(tmp_path, rows))
+    results = list(verify_manifest(listed, VerifyOptions(batch_size=8), codec="x", device="cpu"))
+    assert loads == {"asr": 1, "speaker": 1}
+    assert [r.row.line for r in results] == list(range(1, 61))
+    assert sum(embedder.calls) == 40 + 2  # the rows with a reference, and each reference once
+    assert sum(size for size, _ in transcriber.calls) == 60 + 2  # the rows, and each reference once
+    assert max(size for size, _ in transcriber.calls) <= 8
+    for result in results:
+        voice = result.row.voice
+        if voice is None:
+            assert "similarity" not in result.result.verdict.metrics
+        else:  # a.wav (220 Hz) matches ref_a only
+            same = Path(voice).name[4] == result.row.audio.name[0]
+            assert result.result.verdict.passed == same, (result.row, result.result.verdict.failures)
+
+
+def test_manifest_through_the_installed_command(tmp_path):
+    """What a user runs: `llasa verify --manifest` in a subprocess, one JSON line per row."""
+    import shutil
+    import subprocess
+
+    llasa = shutil.which("llasa")
+    if llasa is None:
+        pytest.skip("the llasa entry point is not installed")
+    write(tmp_path / "good.wav", speechlike())
+    write(tmp_path / "quiet.wav", 0.001 * speechlike())
+    listed = manifest(tmp_path, [f"good.wav\t{TEXT}", f"quiet.wav\t{TEXT}"])
+    done = subprocess.run(
+        [llasa, "verify", "--manifest", listed, "--device", "cpu", "--no-asr-check", "--json"],
+        capture_output=True, text=True, timeout=120, env={**__import__("os").environ, "HF_HUB_OFFLINE": "1"},
+    )  # fmt: skip
+    assert done.returncode == EXIT_FLAGGED, done.stderr
+    lines = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [(r["line"], r["passed"]) for r in lines] == [(1, True), (2, False)]
+    assert "too_quiet" in lines[1]["failures"]
