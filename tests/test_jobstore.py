@@ -18,7 +18,7 @@ from llasa_cli.engine.protocols import VoicePrompt
 from llasa_cli.errors import JobBusyError, JobStoreError, OutputError
 from llasa_cli.job import schema as jobstore_schema
 from llasa_cli.job.keys import manuscript_fingerprint, segment_key
-from llasa_cli.job.records import PlanRow
+from llasa_cli.job.records import OutputRecord, PlanRow
 from llasa_cli.job.schema import DB_NAME, map_sqlite_error
 from llasa_cli.job.store import JobStore
 
@@ -324,11 +324,16 @@ def test_status_totals_and_chapters(store: JobStore) -> None:
     assert three.done == 1 and status.done < status.total
 
 
-def test_chapter_digests(store: JobStore) -> None:
-    assert store.chapter_digest(1) is None
-    store.record_chapter(1, "d1", "out/01.wav")
-    store.record_chapter(1, "d2", "out/01.wav")
-    assert store.chapter_digest(1) == "d2" and store.chapter_digest(2) is None
+def test_output_records_are_per_file(store: JobStore) -> None:
+    assert store.output_digest("../01.wav") is None
+    store.record_outputs([OutputRecord("../01.wav", "wav", 1, "d1", "h1")])
+    store.record_outputs(
+        [OutputRecord("../01.wav", "wav", 1, "d2", "h2"), OutputRecord("chapters/01.wav", "wav", 1, "d3", None)]
+    )
+    assert store.output_digest("../01.wav") == "d2" and store.output_digest("chapters/01.wav") == "d3"
+    assert [o.name for o in store.outputs()] == ["../01.wav", "chapters/01.wav"]
+    store.forget_outputs(["../01.wav"])
+    assert store.output_digest("../01.wav") is None and len(store.outputs()) == 1
 
 
 def test_numpy_values_are_stored_as_plain_json_and_ints(store: JobStore) -> None:
@@ -339,8 +344,8 @@ def test_numpy_values_are_stored_as_plain_json_and_ints(store: JobStore) -> None
     assert record is not None and record.scores == {"cer": 0.25, "sims": [0.5, 1.0]} and record.hit_cap is True
     store.sync_plan([PlanRow("k", np.int64(3), np.int64(0), "t", np.float32(1.5))])  # type: ignore[arg-type]
     assert store.status().chapters[0].chapter == 3
-    store.record_chapter(np.int64(3), "d", "out/03.wav")  # type: ignore[arg-type]
-    assert store.chapter_digest(3) == "d"
+    store.record_outputs([OutputRecord("../03.wav", "wav", np.int64(3), "d", None)])  # type: ignore[arg-type]
+    assert store.outputs()[0].chapter == 3 and type(store.outputs()[0].chapter) is int
 
 
 # --- refusing files that are not ours --------------------------------------------
@@ -408,6 +413,30 @@ def test_a_job_from_before_flagged_was_a_column_keeps_its_flagged_segments(
         status = store.status()
         assert (status.done, status.failed, status.pending, status.finished) == (1, 1, 0, 2)
         assert store.segment("bad").flagged and not store.segment("good").flagged
+
+
+def test_a_job_from_before_outputs_keeps_its_chapter_files_named_relative_to_the_job_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Schema 4 kept one digest per chapter with an absolute path; schema 5 keeps one per file,
+    named relative to the job folder, with its format and (unknown: never removed) content."""
+    work = tmp_path / "out" / ".llasa"
+    monkeypatch.setattr(jobstore_schema, "MIGRATIONS", jobstore_schema.MIGRATIONS[:4])
+    JobStore.open(work).close()
+    monkeypatch.undo()
+    with sqlite3.connect(work / DB_NAME) as raw:
+        raw.executemany(
+            "INSERT INTO chapters VALUES (?, ?, ?, 1.0)",
+            [(1, "d1", str(tmp_path / "out" / "01-one.wav")), (2, "d2", str(work / "chapters" / "02-two.wav"))],
+        )
+    with JobStore.open(work) as store:
+        assert store.outputs() == [
+            OutputRecord("../01-one.wav", "wav", 1, "d1", None),
+            OutputRecord("chapters/02-two.wav", "wav", 2, "d2", None),
+        ]
+    with sqlite3.connect(work / DB_NAME) as raw:
+        tables = {row[0] for row in raw.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert "chapters" not in tables
 
 
 def test_a_read_only_store_reads_and_refuses_to_write(tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ from .audio_io import find_ffmpeg, load_audio, resample, to_mono, write_wav_byte
 from .export import atomic_write, atomic_write_bytes, export_audio, output_error
 from .file_check import AUDIO_SUFFIXES, FileCheck, audio_files, check_file
 from .m4b import write_m4b
-from .sinks import ChapterSink, FolderSink, M4bSink, StreamSink, WrittenChapter
+from .sinks import ChapterSink, FolderSink, M4bSink, PendingBook, StreamSink, WrittenBook, WrittenChapter
 from .stitch import ChapterAudio, render_chapter
 from .subtitles import timed_segments, write_timings
 
@@ -24,7 +24,9 @@ __all__ = [
     "FileCheck",
     "FolderSink",
     "M4bSink",
+    "PendingBook",
     "StreamSink",
+    "WrittenBook",
     "WrittenChapter",
     "acx_master",
     "atomic_write",

@@ -5,15 +5,22 @@ then moved over the final name with `os.replace`, so the final name only ever ho
 a complete file. A full disk, read-only folder or missing permission raises
 OutputError naming the path and leaves no temporary file behind; an encoder failure
 raises ExportError with ffmpeg's last error line.
+
+A temporary name says which process wrote it (`.NAME.HOST-PID-TOKEN.part`), so the temporary
+file of a run killed mid-write (SIGKILL, power cut) is removed by the next run on the same host
+(`remove_dead_temps`) while a live run's is left alone.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import io
 import os
+import re
 import secrets
+import socket
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -37,6 +44,10 @@ FFMPEG_FORMATS = {
 FFMPEG_ENCODE_TIMEOUT_S = 3600.0
 TEMP_SUFFIX = ".part"
 TEMP_TOKEN_BYTES = 6
+HOST_TAG_CHARS = 8  # of a digest of the host name: a temp file from another host is never removed
+TEMP_NAME = re.compile(
+    rf"\..+\.(?P<host>[0-9a-f]{{{HOST_TAG_CHARS}}})-(?P<pid>\d+)-[0-9a-f]{{{2 * TEMP_TOKEN_BYTES}}}\.part"
+)
 TEMP_NAME_ATTEMPTS = 100
 DISK_FULL_ERRNOS = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
 FFMPEG_DISK_FULL_TEXT = "No space left on device"
@@ -73,15 +84,49 @@ def _discard(temp: Path) -> None:
         temp.unlink()
 
 
+def _host_tag() -> str:
+    return hashlib.sha256(socket.gethostname().encode()).hexdigest()[:HOST_TAG_CHARS]
+
+
 def _create_temp(path: Path) -> tuple[int, Path]:
     """Open a new, uniquely named temp file next to `path` (mode 0666 minus umask, unlike mkstemp)."""
+    owner = f"{_host_tag()}-{os.getpid()}"
     for _ in range(TEMP_NAME_ATTEMPTS):
-        temp = path.with_name(f".{path.name}.{secrets.token_hex(TEMP_TOKEN_BYTES)}{TEMP_SUFFIX}")
+        temp = path.with_name(f".{path.name}.{owner}-{secrets.token_hex(TEMP_TOKEN_BYTES)}{TEMP_SUFFIX}")
         try:
             return os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666), temp
         except FileExistsError:
             continue
     raise OSError(errno.EEXIST, f"could not create a temporary file next to {path}")
+
+
+def remove_dead_temps(folder: Path) -> list[Path]:
+    """Remove the temporary files in `folder` left by writers on this host that are no longer
+    running (killed mid-write); returns them. Files not named by `atomic_write` are never touched."""
+    removed: list[Path] = []
+    try:
+        candidates = [p for p in folder.iterdir() if p.name.endswith(TEMP_SUFFIX)]
+    except OSError:
+        return removed  # a folder that cannot be listed holds nothing this run could clean
+    host = _host_tag()
+    for temp in candidates:
+        match = TEMP_NAME.fullmatch(temp.name)
+        if match is None or match["host"] != host or _process_alive(int(match["pid"])):
+            continue
+        with contextlib.suppress(OSError):
+            temp.unlink()
+            removed.append(temp)
+    return removed
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True
+    return True
 
 
 def _sync_folder(folder: Path) -> None:

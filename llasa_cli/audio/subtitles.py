@@ -16,6 +16,7 @@ a cue's timing line in some parsers) is written as `->`.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import textwrap
@@ -201,6 +202,23 @@ def _times(start: float, end: float, text: str) -> dict[str, Any]:
     return {"start": round(start, 3), "end": round(end, 3), "text": text}
 
 
+def read_manifest(path: Path) -> list[TimedSegment]:
+    """The timed segments of a manifest `write_timings` wrote (a chapter's, to time a whole book)."""
+    try:
+        document = json.loads(Path(path).read_text(encoding="utf-8"))
+        return [
+            TimedSegment(entry["text"], float(entry["start"]), float(entry["end"]), entry.get("id"))
+            for entry in document["segments"]
+        ]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise OutputError(f"cannot read the subtitle timings {path}: {exc}") from exc
+
+
+def shifted(segments: Sequence[TimedSegment], seconds: float) -> list[TimedSegment]:
+    """`segments` moved `seconds` later (a chapter's timings placed in the whole book)."""
+    return [dataclasses.replace(s, start=s.start + seconds, end=s.end + seconds) for s in segments]
+
+
 def write_timings(
     folder: Path,
     stem: str,
@@ -214,12 +232,19 @@ def write_timings(
     `stem` must be a chapter slug (lowercase ASCII letters, digits, '-'); anything else
     raises OutputError, so no name can leave `folder`.
     """
+    srt, vtt, manifest_path = timing_paths(folder, stem)
+    cues = segment_cues(segments, max_cue_chars, lang)
+    document = json.dumps(manifest(segments, chapter_file, cues), ensure_ascii=False, indent=2) + "\n"
+    atomic_write_bytes(srt, to_srt(cues).encode("utf-8"))
+    atomic_write_bytes(vtt, to_vtt(cues).encode("utf-8"))
+    atomic_write_bytes(manifest_path, document.encode("utf-8"))
+    return srt, vtt, manifest_path
+
+
+def timing_paths(folder: Path, stem: str) -> tuple[Path, Path, Path]:
+    """Where `write_timings` puts `stem`'s SRT, WebVTT and manifest; OutputError for a `stem` that
+    is not a chapter slug (lowercase ASCII letters, digits, '-'), so no name can leave `folder`."""
     if not SAFE_STEM.fullmatch(stem):
         raise OutputError(f"unsafe subtitle file name {stem!r}: expected a chapter slug")
     folder = Path(folder)
-    cues = segment_cues(segments, max_cue_chars, lang)
-    document = json.dumps(manifest(segments, chapter_file, cues), ensure_ascii=False, indent=2) + "\n"
-    srt = atomic_write_bytes(folder / f"{stem}.srt", to_srt(cues).encode("utf-8"))
-    vtt = atomic_write_bytes(folder / f"{stem}.vtt", to_vtt(cues).encode("utf-8"))
-    manifest_path = atomic_write_bytes(folder / f"{stem}.json", document.encode("utf-8"))
-    return srt, vtt, manifest_path
+    return folder / f"{stem}.srt", folder / f"{stem}.vtt", folder / f"{stem}.json"

@@ -50,15 +50,21 @@ def _print_status(report: dict[str, Any]) -> None:
 
 
 def stitch(outdir: OutdirArg, work_dir: WorkDirOpt = None) -> None:
-    """Rebuild the chapter files from stored codes (no language model is loaded)."""
-    from ..pipeline import find_job_folder, stitch_job
+    """Rebuild the chapter files (and the m4b) in OUTDIR from stored codes (no language model is loaded)."""
+    from ..pipeline import BookWritten, find_job_folder, stitch_job
 
-    result = stitch_job(
-        find_job_folder(outdir, work_dir), outdir, on_written=lambda written: typer.echo(f"wrote {written.destination}")
-    )
+    def say(written: Any) -> None:
+        typer.echo(f"wrote {written.path if isinstance(written, BookWritten) else written.destination}")
+        for subtitles in written.subtitles if isinstance(written, BookWritten) else ():
+            typer.echo(f"wrote {subtitles}")
+
+    result = stitch_job(find_job_folder(outdir, work_dir), outdir, on_written=say)
     if result.unfinished:
         chapters = list(result.unfinished)
-        typer.echo(f"llasa: warning: chapters {chapters} are not finished; run synth again to finish them", err=True)
+        book = f" ({result.waiting_book} is built once they are)" if result.waiting_book else ""
+        typer.echo(
+            f"llasa: warning: chapters {chapters} are not finished{book}; run synth again to finish them", err=True
+        )
         raise typer.Exit(EXIT_PARTIAL)
 
 

@@ -6,12 +6,14 @@ from __future__ import annotations
 import json
 import sys
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from ..pipeline import (
+    BookWritten,
     ChapterHeld,
     ChapterWritten,
     Event,
@@ -93,6 +95,19 @@ class RunTally:
         }
 
 
+def chapter_message(event: ChapterWritten) -> str:
+    duration = format_duration(event.audio_seconds)
+    if event.book is not None:  # the file is the audiobook's working copy in the job folder
+        return f"chapter {event.chapter.number} ready for {Path(event.book).name} ({duration})"
+    return f"wrote {event.destination} ({duration})"
+
+
+def book_message(event: BookWritten) -> str:
+    what = f"{event.path} ({format_duration(event.audio_seconds)}, {event.chapters} chapters)"
+    subtitles = f" and {', '.join(Path(p).name for p in event.subtitles)}" if event.subtitles else ""
+    return f"{what}{subtitles} is up to date" if event.unchanged else f"wrote {what}{subtitles}"
+
+
 def suspect_reason(event: SegmentDone) -> str:
     return "no speech was generated" if event.empty else "hit its length cap (may be cut off or babble)"
 
@@ -127,7 +142,9 @@ class HumanReporter:
         elif isinstance(event, ChapterHeld):
             self.warn(f"--strict: chapter {event.chapter.number} not written; flagged: {', '.join(event.flagged)}")
         elif isinstance(event, ChapterWritten) and not event.unchanged:
-            self._say(f"wrote {event.destination} ({format_duration(event.audio_seconds)})")
+            self._say(chapter_message(event))
+        elif isinstance(event, BookWritten):
+            self._say(book_message(event))
         elif isinstance(event, NarratorFixed):
             self._say(f"narrator voice fixed from segment {event.segment.segment_id}: {event.segment.text[:60]!r}")
         elif isinstance(event, JobOpened) and event.done:
@@ -234,6 +251,15 @@ def event_fields(event: Event) -> tuple[str, dict[str, Any]] | None:
             "title": event.chapter.title,
             "path": event.destination,
             "audio_seconds": round(event.audio_seconds, 3),
+            "unchanged": event.unchanged,
+            "book": event.book,
+        }
+    if isinstance(event, BookWritten):
+        return "book", {
+            "path": event.path,
+            "chapters": event.chapters,
+            "audio_seconds": round(event.audio_seconds, 3),
+            "subtitles": list(event.subtitles),
             "unchanged": event.unchanged,
         }
     if isinstance(event, Waiting):

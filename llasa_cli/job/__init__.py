@@ -7,7 +7,7 @@ codes, and a chapter by everything that changes its file. NumPy and SQLite only.
 """
 
 from .keys import chapter_digest, keys_for, manuscript_fingerprint, segment_key
-from .records import ChapterStatus, JobInfo, JobStatus, PlanRecord, PlanRow, SegmentRecord
+from .records import ChapterStatus, JobInfo, JobStatus, OutputRecord, PlanRecord, PlanRow, SegmentRecord
 from .schema import DB_NAME
 from .store import JobStore, decode_codes, encode_codes
 
@@ -17,6 +17,7 @@ __all__ = [
     "JobInfo",
     "JobStatus",
     "JobStore",
+    "OutputRecord",
     "PlanRecord",
     "PlanRow",
     "SegmentRecord",

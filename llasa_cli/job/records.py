@@ -49,6 +49,19 @@ class SegmentRecord:
 
 
 @dataclass(frozen=True)
+class OutputRecord:
+    """A file the job wrote: its name relative to the job folder, the format of the audio it is or
+    goes with (a chapter's subtitles go with its audio file), what it was made of (a digest of
+    codes and settings) and its content's SHA-256 (None: unknown)."""
+
+    name: str
+    kind: str  # "wav", "flac", "mp3", "opus" or "m4b" (an m4b job's chapter WAVs are "wav")
+    chapter: int | None  # None: the m4b and its subtitles
+    digest: str
+    sha256: str | None
+
+
+@dataclass(frozen=True)
 class PlanRecord:
     """One position of the current plan, its text, and the record of the segment it needs."""
 

@@ -7,7 +7,9 @@ specific to one run; `JobStore.open` calls `connect`.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 
 from ..errors import JobBusyError, JobStoreError, LlasaError, OutputError
@@ -22,8 +24,19 @@ SQLITE_HEADER = b"SQLite format 3\x00"
 CORRUPT_DATA_ERRORS = (UnicodeDecodeError, json.JSONDecodeError)
 
 
+def _outputs_from_chapters(conn: sqlite3.Connection, path: Path) -> None:
+    """v5: the chapter files recorded with absolute paths become outputs named relative to the
+    job folder. What they held was not kept, so they are never removed as stale."""
+    folder = path.parent.resolve()
+    for chapter, digest, written, updated in conn.execute("SELECT * FROM chapters").fetchall():
+        name, kind = Path(os.path.relpath(written, folder)).as_posix(), Path(written).suffix.lstrip(".")
+        row = (name, kind, chapter, digest, updated)
+        conn.execute("INSERT OR REPLACE INTO outputs VALUES (?, ?, ?, ?, NULL, ?)", row)
+
+
+Step = str | Callable[[sqlite3.Connection, Path], None]
 # MIGRATIONS[i] takes a store from schema version i to i + 1, inside one transaction.
-MIGRATIONS: list[tuple[str, ...]] = [
+MIGRATIONS: list[tuple[Step, ...]] = [
     (
         "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
         """CREATE TABLE job (
@@ -74,6 +87,17 @@ MIGRATIONS: list[tuple[str, ...]] = [
         """CREATE TABLE previous_takes (
             chapter INTEGER NOT NULL, idx INTEGER NOT NULL, key TEXT NOT NULL, take INTEGER NOT NULL,
             path TEXT NOT NULL, at REAL NOT NULL, PRIMARY KEY (chapter, idx))""",
+    ),
+    # v5: every file a job writes is recorded by its name relative to the job folder (a moved job
+    # keeps working), the format of the audio it is or goes with (`kind`), its chapter (NULL: the
+    # m4b and its subtitles), what it was made of (`digest`, per file, not per chapter, so an m4b's
+    # chapter WAVs and a wav run's are told apart) and the SHA-256 of what was written.
+    (
+        """CREATE TABLE outputs (
+            name TEXT PRIMARY KEY, kind TEXT NOT NULL, chapter INTEGER, digest TEXT NOT NULL,
+            sha256 TEXT, updated REAL NOT NULL)""",
+        _outputs_from_chapters,
+        "DROP TABLE chapters",
     ),
 ]
 
@@ -152,8 +176,11 @@ def _migrate(conn: sqlite3.Connection, path: Path) -> None:
             if version >= len(MIGRATIONS):
                 conn.execute("COMMIT")
                 return
-            for statement in MIGRATIONS[version]:
-                conn.execute(statement)
+            for step in MIGRATIONS[version]:
+                if callable(step):
+                    step(conn, path)
+                else:
+                    conn.execute(step)
             conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
             conn.execute(f"PRAGMA user_version = {version + 1}")
             conn.execute("INSERT OR REPLACE INTO meta VALUES ('magic', ?)", (MAGIC,))

@@ -29,7 +29,7 @@ import numpy as np
 from ..constants import CODEBOOK_SIZE, CODES_PER_SECOND
 from ..engine.protocols import VoicePrompt
 from ..errors import OutputError
-from .records import ChapterStatus, JobInfo, JobStatus, PlanRecord, PlanRow, SegmentRecord
+from .records import ChapterStatus, JobInfo, JobStatus, OutputRecord, PlanRecord, PlanRow, SegmentRecord
 from .review_state import Acceptance, Position, PreviousTake, QueuedRedo, SegmentSpan, TextOverride
 from .schema import (
     CORRUPT_DATA_ERRORS,
@@ -466,15 +466,37 @@ class JobStore:
         )
         return float(row[0]), float(row[1]) / CODES_PER_SECOND
 
-    @_db_op
-    def record_chapter(self, chapter: int, digest: str, path: str) -> None:
-        with self._tx() as db:
-            db.execute("INSERT OR REPLACE INTO chapters VALUES (?, ?, ?, ?)", (int(chapter), digest, path, time.time()))
+    # --- output files ---
 
     @_db_op
-    def chapter_digest(self, chapter: int) -> str | None:
-        row = self._row("SELECT digest FROM chapters WHERE chapter = ?", (int(chapter),))
+    def record_outputs(self, outputs: Sequence[OutputRecord]) -> None:
+        """Remember files this job wrote (names relative to the job folder), replacing older records."""
+        now = time.time()
+        with self._tx() as db:
+            db.executemany(
+                "INSERT OR REPLACE INTO outputs VALUES (?, ?, ?, ?, ?, ?)",
+                [
+                    (o.name, o.kind, None if o.chapter is None else int(o.chapter), o.digest, o.sha256, now)
+                    for o in outputs
+                ],
+            )
+
+    @_db_op
+    def output_digest(self, name: str) -> str | None:
+        """What the file `name` was made of when this job last wrote it (None: never written)."""
+        row = self._row("SELECT digest FROM outputs WHERE name = ?", (name,))
         return None if row is None else row[0]
+
+    @_db_op
+    def outputs(self) -> list[OutputRecord]:
+        """Every file this job wrote and has not forgotten, by name."""
+        rows = self._conn.execute("SELECT name, kind, chapter, digest, sha256 FROM outputs ORDER BY name").fetchall()
+        return [OutputRecord(*row) for row in rows]
+
+    @_db_op
+    def forget_outputs(self, names: Sequence[str]) -> None:
+        with self._tx() as db:
+            db.executemany("DELETE FROM outputs WHERE name = ?", [(name,) for name in _unique(names)])
 
     # --- review: spans, accepted takes, the redo queue, text overrides, previous takes -----------
     # What `llasa review` reads and writes (records in review_state.py, tables in schema v4).

@@ -12,6 +12,7 @@ verify, retry), records them in the job store, and writes each finished chapter
 from .batch_runner import BatchRunner
 from .checks import ClipVerification, check_audio_files, verify_clip
 from .events import (
+    BookWritten,
     ChapterHeld,
     ChapterWritten,
     Event,
@@ -40,6 +41,7 @@ __all__ = [
     "STDOUT",
     "WORK_DIR_NAME",
     "BatchRunner",
+    "BookWritten",
     "ChapterHeld",
     "ChapterWritten",
     "ClipVerification",

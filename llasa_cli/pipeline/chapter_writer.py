@@ -1,7 +1,8 @@
 """Write a finished chapter from its stored codes: decode what this run has not, stitch, export.
 
-The chapter's digest (over its segments' codes and the sink's settings) is stored with it, so a
-chapter whose file already holds exactly those codes is not written again; so is where each
+The chapter's digest (over its segments' codes and the sink's settings) is stored with each file
+written (outputs.py), so a chapter whose file already holds exactly those codes and settings is
+not written again; so is where each
 segment sits in the file (its span), for `llasa review` to play it.
 """
 
@@ -15,6 +16,7 @@ from ..job.keys import chapter_digest
 from ..job.review_state import SegmentSpan
 from ..text.plan import Chapter, Plan
 from .events import ChapterHeld, ChapterWritten
+from .outputs import output_name, record_files
 from .run_context import RunContext
 
 
@@ -47,16 +49,18 @@ def write_chapter(
     if missing:
         raise ValueError(f"chapter {chapter.number} is not finished: segments {', '.join(missing)} have no codes")
     digest = chapter_digest(chapter, segments, codes, sink.fingerprint())
-    if not force and context.store.chapter_digest(chapter.number) == digest and sink.exists(chapter):
-        return ChapterWritten(chapter, sink.destination(chapter), audio_seconds=0.0, unchanged=True)
+    destination = sink.destination(chapter)
+    recorded = context.store.output_digest(output_name(context.store, destination))
+    if not force and recorded == digest and sink.exists(chapter):
+        return ChapterWritten(chapter, destination, audio_seconds=0.0, unchanged=True)
     audios = _decode_missing(codec, keys, codes, decoded or {})
     written = sink.write(chapter, list(zip(audios, segments, strict=True)))
-    context.store.record_chapter(chapter.number, digest, written.destination)
+    record_files(context.store, written.files, written.kind, chapter.number, digest)
     if written.spans:  # a stream keeps no file to play a segment from
         pieces = zip(segments, keys, written.spans, strict=True)
         context.store.record_spans(chapter.number, [SegmentSpan(s.chapter, s.index, k, *span) for s, k, span in pieces])
     context.log(f"chapter {chapter.number} -> {written.destination}")
-    return ChapterWritten(chapter, written.destination, written.audio_seconds)
+    return ChapterWritten(chapter, written.destination, written.audio_seconds, book=written.book)
 
 
 def _decode_missing(

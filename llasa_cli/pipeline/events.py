@@ -56,6 +56,18 @@ class ChapterWritten:
     destination: str
     audio_seconds: float
     unchanged: bool = False  # its inputs and file were as the last run left them: not rewritten
+    book: str | None = None  # the audiobook (m4b) the chapter file is gathered into, when there is one
+
+
+@dataclass(frozen=True)
+class BookWritten:
+    """Every chapter is gathered into one audiobook file (m4b), with its subtitles if asked."""
+
+    path: str
+    chapters: int
+    audio_seconds: float
+    subtitles: tuple[str, ...] = ()
+    unchanged: bool = False  # its chapters, tags and cover were as the last run left them: not rewritten
 
 
 @dataclass(frozen=True)
@@ -80,4 +92,14 @@ class RunStopped:
     reason: str
 
 
-Event = JobOpened | JobFinished | NarratorFixed | SegmentDone | ChapterWritten | ChapterHeld | Waiting | RunStopped
+Event = (
+    JobOpened
+    | JobFinished
+    | NarratorFixed
+    | SegmentDone
+    | ChapterWritten
+    | ChapterHeld
+    | BookWritten
+    | Waiting
+    | RunStopped
+)

@@ -21,8 +21,9 @@ from ..text.manuscript import Manuscript
 from ..text.plan import Plan, Segment
 from ..text.planner import build_plan
 from .chapter_writer import write_chapter
-from .events import ChapterHeld, ChapterWritten
-from .job_folder import stored_request
+from .events import BookWritten, ChapterHeld, ChapterWritten
+from .job_folder import RunLog, stored_request
+from .outputs import finish_outputs
 from .request import RunRequest
 from .run import open_sink
 from .run_context import RunContext
@@ -62,17 +63,23 @@ def job_status(folder: Path) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class StitchResult:
-    """The chapters `stitch_job` wrote, and those it could not because segments are missing."""
+    """The chapters `stitch_job` wrote, those it could not because segments are missing, and the
+    audiobook (m4b) it rebuilt once every chapter was there, or that waits for the rest."""
 
     written: tuple[ChapterWritten, ...]
     unfinished: tuple[int, ...]
+    book: BookWritten | None = None
+    waiting_book: str | None = None
 
 
 def stitch_job(
-    folder: Path, outdir: Path, on_written: Callable[[ChapterWritten], None] = lambda written: None
+    folder: Path,
+    outdir: Path,
+    on_written: Callable[[ChapterWritten | BookWritten], None] = lambda written: None,
 ) -> StitchResult:
     """Rebuild every finished chapter file in `outdir` from stored codes (the codec loads; the LM
-    does not), telling `on_written` of each chapter as it is written."""
+    does not), and the audiobook when the job makes one and every chapter is finished, telling
+    `on_written` of each file as it is written."""
     from ..engine.devices import pick_device
     from ..engine.loading import load_codec
 
@@ -82,7 +89,7 @@ def stitch_job(
             raise InputNotFoundError(f"the job in {outdir} has no finished narrator yet: nothing to stitch")
         device, _ = pick_device(request.engine.device)
         codec = load_codec(request.engine.codec, device)
-        context = RunContext(store=store, worker=STITCH_WORKER, keys=keys)
+        context = RunContext(store=store, worker=STITCH_WORKER, keys=keys, log=RunLog(folder))
         sink = open_sink(request, manuscript)
         done = store.done_keys(list(context.keys.values()))
         written: list[ChapterWritten] = []
@@ -95,7 +102,15 @@ def stitch_job(
                 written.append(chapter_written)
             else:
                 unfinished.append(chapter.number)
-    return StitchResult(tuple(written), tuple(unfinished))
+        if unfinished:
+            waiting = sink.close()
+            return StitchResult(
+                tuple(written), tuple(unfinished), waiting_book=None if waiting is None else str(waiting.path)
+            )
+        book = None
+        for book in finish_outputs(plan, sink, store, context.log, force=True):
+            on_written(book)
+    return StitchResult(tuple(written), tuple(unfinished), book)
 
 
 @dataclass(frozen=True)

@@ -118,7 +118,8 @@ def open_sink(request: RunRequest, manuscript: Manuscript | None = None, stdout:
     if request.stitch.format == "m4b":
         metadata = book_metadata(request, manuscript)
         folder = work_dir_of(request) or Path(request.output) / WORK_DIR_NAME
-        return M4bSink(Path(request.output), folder / M4B_CHAPTERS, request.stitch, metadata, book_stem(metadata))
+        cache = folder / M4B_CHAPTERS
+        return M4bSink(Path(request.output), cache, request.stitch, metadata, book_stem(metadata), request.text.lang)
     return FolderSink(Path(request.output), request.stitch, lang=request.text.lang)
 
 

@@ -42,6 +42,7 @@ from .budget import BatchPacer
 from .chapter_writer import write_chapter
 from .events import Event, JobFinished, JobOpened, NarratorFixed, RunStopped, SegmentDone, Waiting
 from .leases import LeaseKeeper
+from .outputs import finish_outputs
 from .renderer import Generated, Outcome, Renderer, SearchRun
 from .run_context import RunContext
 
@@ -141,7 +142,7 @@ class Synthesizer:
                     yield Waiting(tuple(c.number for c in left))
                     context.sleep(context.poll_seconds)
                 waiting = left
-            sink.close()
+            yield from finish_outputs(plan, sink, context.store, context.log)
             finished_status = context.store.status()
             flagged_keys = context.store.flagged_keys(list(context.keys.values()))
             flagged = tuple(s.segment_id for s in plan.segments if context.keys[s.segment_id] in flagged_keys)
