@@ -227,6 +227,41 @@ def test_cap_is_clipped_to_the_context(tiny_generator) -> None:
     assert (results[1].new_tokens, results[1].hit_cap, results[1].codes.size) == (0, True, 0)
 
 
+def prefill_widths(generator: LlasaGenerator, run) -> list[int]:
+    """Token widths of the multi-token (prefill) calls into the LM body while `run()` runs."""
+    widths: list[int] = []
+
+    def record(_module, _args, kwargs) -> None:
+        if kwargs["input_ids"].shape[1] > 1:
+            widths.append(int(kwargs["input_ids"].shape[1]))
+
+    handle = generator.model.base_model.register_forward_pre_hook(record, with_kwargs=True)
+    try:
+        run()
+    finally:
+        handle.remove()
+    return widths
+
+
+def test_a_prompt_that_fills_the_context_is_not_prefilled(tiny_generator) -> None:
+    """A row with no room (a 20,000-letter word's prompt) gets no codes at once, and the batch is
+    not padded to its length: the others are prefilled as wide as their own prompts."""
+    fills = VoicePrompt(codes=np.full(CONTEXT_TOKENS, 42, dtype=np.int64), text="Ref.")
+    requests = [
+        GenerationRequest("Short.", seed=1, max_new_tokens=6),
+        GenerationRequest("Short.", seed=2, max_new_tokens=6, voice=fills),
+        GenerationRequest("A little longer.", seed=3, max_new_tokens=4),
+    ]
+    results: list = []
+    widths = prefill_widths(tiny_generator, lambda: results.extend(tiny_generator.generate(requests)))
+    assert widths == [tiny_generator.prompt_tokens("A little longer.", None)]
+    assert (results[1].codes.size, results[1].new_tokens, results[1].hit_cap) == (0, 0, True)
+    for row in (0, 2):
+        alone = tiny_generator.generate([requests[row]])[0]
+        assert np.array_equal(results[row].codes, alone.codes)
+        assert results[row].new_tokens == requests[row].max_new_tokens
+
+
 def test_prompt_tokens_and_empty_batch(tiny_generator) -> None:
     assert tiny_generator.prompt_tokens("Hi.", None) == len(tiny_generator.prompt_ids("Hi.", None))
     assert tiny_generator.prompt_tokens("Hi.", VOICE) > tiny_generator.prompt_tokens("Hi.", None) + len(VOICE.codes)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from llasa_cli.constants import CODEBOOK_SIZE
+from llasa_cli.constants import CODEBOOK_SIZE, CONTEXT_TOKENS
 from llasa_cli.engine.candidates import LmCandidateGenerator
 from llasa_cli.engine.generator import END_INDEX, LlasaGenerator
 from llasa_cli.engine.protocols import Branch, GenerationRequest, VoicePrompt
@@ -144,6 +144,25 @@ def test_prompt_is_prefilled_once_and_steps_are_single_tokens(tiny_generator) ->
     # A step feeds each parent's last token once, then all but the last of the children's: in all,
     # as many forward passes as plain generation of the longest segment.
     assert lm.forward_calls == max(caps)
+
+
+def test_a_prompt_that_fills_the_context_does_not_widen_the_prefill(tiny_generator) -> None:
+    fills = VoicePrompt(codes=np.full(CONTEXT_TOKENS, 42, dtype=np.int64), text="Ref.")
+    generator = twin(tiny_generator)
+    reqs = [
+        GenerationRequest("Hi.", seed=1, max_new_tokens=8),
+        GenerationRequest("Hi.", seed=2, max_new_tokens=8, voice=fills),
+    ]
+    widths: list[int] = []
+    handle = generator.model.base_model.register_forward_pre_hook(
+        lambda _m, _a, kwargs: widths.append(int(kwargs["input_ids"].shape[1])), with_kwargs=True
+    )
+    try:
+        started = LmCandidateGenerator(generator).start(reqs)
+    finally:
+        handle.remove()
+    assert started.caps == (8, 0)
+    assert widths == [generator.prompt_tokens("Hi.", None)]
 
 
 def test_rows_that_cannot_continue_are_refused(tiny_generator) -> None:

@@ -49,8 +49,11 @@ class LmCandidateGenerator:
         caps = g.token_caps(requests, prompts)
         context = None
         if any(cap > 0 for cap in caps):
+            # A prompt that leaves no room (cap 0) is never continued: a one-token stand-in keeps its
+            # row without padding the whole batch's prefill to a prompt as long as the context.
+            stand_ins = [prompt if cap > 0 else prompt[-1:] for prompt, cap in zip(prompts, caps, strict=True)]
             with torch.inference_mode():
-                context = g.prefill(prompts)
+                context = g.prefill(stand_ins)
             self.forward_calls += 1
             self.prefills.append(len(prompts))
         rows = LmRows(

@@ -174,16 +174,19 @@ class LlasaGenerator:
         """Most new tokens per request: its `max_new_tokens`, clipped so prompt + new tokens fit the context."""
         return [max(0, min(r.max_new_tokens, CONTEXT_TOKENS - len(p))) for r, p in zip(requests, prompts, strict=True)]
 
-    def prefill(self, prompts: list[list[int]]) -> DecodeContext:
-        """Run the left-padded prompts through the LM once: the context to decode from."""
+    def prefill(self, prompts: list[list[int]], origin: list[int] | None = None) -> DecodeContext:
+        """Run the left-padded prompts through the LM once: the context to decode from. Row i
+        continues request `origin[i]` (default: request i)."""
         from transformers import DynamicCache
 
         ids, mask = _left_pad(prompts, self._pad_id, self.device)
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
         cache = DynamicCache(config=self.model.config)
         hidden = self._forward(ids, mask, positions, cache)
-        origin = torch.arange(len(prompts), device=self.device)
-        return DecodeContext(cache=cache, mask=mask, next_position=positions[:, -1:] + 1, hidden=hidden, origin=origin)
+        rows = torch.arange(len(prompts)) if origin is None else torch.as_tensor(origin)
+        return DecodeContext(
+            cache=cache, mask=mask, next_position=positions[:, -1:] + 1, hidden=hidden, origin=rows.to(self.device)
+        )
 
     def feed(self, context: DecodeContext, choice: torch.Tensor) -> None:
         """Run one chosen scored index per row ([B]) through the LM, advancing `context` in place."""
@@ -222,8 +225,11 @@ class LlasaGenerator:
         state = new_decode_state(caps, self.initial_seen(voices), self.device)
         if bool(state.finished.all()):
             return state
-        context = self.prefill(prompts)
-        row_seeds = list(seeds)
+        # A prompt that leaves no room (cap 0) is not prefilled: padding the batch to a prompt as long
+        # as the context would cost more than the rest of the batch, for no code.
+        live = [row for row, cap in enumerate(caps) if cap > 0]
+        context = self.prefill([prompts[row] for row in live], origin=live)
+        row_seeds = [seeds[row] for row in live]
         for step in range(max(caps)):
             rows = context.origin
             seen = None if state.seen is None else state.seen[rows]
