@@ -9,6 +9,7 @@ or combination raises `InvalidOptionError` (a `ValueError`) naming it.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -25,6 +26,11 @@ DEFAULT_BATCH_SIZE = 8
 # (`engine.load_speech_models`).
 BATCH_SIZE_AUTO: Literal["auto"] = "auto"
 
+
+# A character of a cast: `[voice=NAME]`, `--dialogue-voice NAME`, a cast file's names (text/cast.py).
+MAX_CHARACTER_CHARS = 64
+CHARACTER_NAME = re.compile(rf"[^\W_][\w-]{{0,{MAX_CHARACTER_CHARS - 1}}}")
+NARRATOR = "narrator"  # the character name of the narrator
 
 # (written, spoken) pairs of a pronunciation lexicon.
 Lexicon = tuple[tuple[str, str], ...]
@@ -82,9 +88,20 @@ class TextOptions:
     # (written, spoken) pairs, applied whole-word and case-aware before normalisation.
     lexicon: Lexicon = ()
     max_segment_seconds: float = DEFAULT_MAX_SEGMENT_SECONDS
+    # --dialogue-voice: the character who speaks quoted speech (text/dialogue.py); None: no split at quotes.
+    dialogue_voice: str | None = None
 
     def __post_init__(self) -> None:
         _require(self.lang in SUPPORTED_LANGS, f"--lang must be one of {SUPPORTED_LANGS}, not {self.lang!r}")
+        if self.dialogue_voice is not None:
+            _require(
+                CHARACTER_NAME.fullmatch(self.dialogue_voice) is not None,
+                f"--dialogue-voice takes a character name (letters, digits, '_' or '-'), not {self.dialogue_voice!r}",
+            )
+            _require(
+                self.dialogue_voice.casefold() != NARRATOR,
+                "--dialogue-voice names the character who speaks quoted speech, not the narrator",
+            )
         _require(
             self.max_segment_seconds >= 1.0,
             f"--max-segment-seconds must be at least 1, not {self.max_segment_seconds}",

@@ -23,6 +23,7 @@ from ..errors import (
     InputNotFoundError,
     InvalidOptionError,
 )
+from .cast import CAST_KEY, Cast, cast_from_data
 from .controls import remove_terminal_controls
 
 STDIN_SOURCE = "-"
@@ -56,6 +57,10 @@ class Manuscript:
     # Book metadata found in YAML front matter (or an EPUB's package), not spoken.
     front_matter: dict[str, Any] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
+    # Inline markup (markup.py) is read in .txt and .md files and typed text, not in EPUBs.
+    markup: bool = True
+    first_line: int = 1  # the file line `text` starts on (after front matter), for messages
+    cast: Cast | None = None  # from front matter
 
 
 def read_manuscript(
@@ -110,7 +115,10 @@ def _with_front_matter(manuscript: Manuscript, source: str) -> Manuscript:
         return manuscript
     if not body.strip():
         raise InputEmptyError(f"{manuscript.name}: the manuscript has front matter but no text")
-    return dataclasses.replace(manuscript, text=body, front_matter=front)
+    cast_data = front.pop(CAST_KEY, None)
+    cast = None if cast_data is None else cast_from_data(cast_data, f"{manuscript.name} (front matter)", base)
+    first_line = manuscript.text[: len(manuscript.text) - len(body)].count("\n") + 1
+    return dataclasses.replace(manuscript, text=body, front_matter=front, first_line=first_line, cast=cast)
 
 
 def _read_epub(source: str, keep_front_matter: bool) -> Manuscript:
@@ -120,7 +128,9 @@ def _read_epub(source: str, keep_front_matter: bool) -> Manuscript:
     front = {"title": book.title, "author": ", ".join(book.authors) if book.authors else None}
     text = epub_to_manuscript_text(book)
     found = {k: v for k, v in front.items() if v}
-    return Manuscript(name=source, text=text, is_markdown=True, front_matter=found, warnings=tuple(book.warnings))
+    return Manuscript(
+        name=source, text=text, is_markdown=True, front_matter=found, warnings=tuple(book.warnings), markup=False
+    )
 
 
 def manuscript_from_text(text: str, name: str = "<text>", is_markdown: bool = False) -> Manuscript:

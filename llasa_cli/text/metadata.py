@@ -11,8 +11,10 @@ A Markdown manuscript may start with YAML front matter::
     cover: cover.jpg           # relative to the manuscript's folder
     ---
 
-Rules (pure text processing, `yaml.safe_load` only, of plain data: no anchors or aliases,
-at most MAX_YAML_DEPTH levels of nesting):
+It may also hold the book's `cast:` (character -> voice, read by cast.py), which is returned as
+the raw data under "cast".
+
+Rules (pure text processing, plain YAML data only: see plain_yaml.py):
 - The block must start on the very first line (`---`) and end with a line `---` or `...`.
 - It is taken as front matter only when it parses to a mapping holding at least one
   known key (above, case-insensitive). Anything else (`---` used as a thematic break,
@@ -27,13 +29,15 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
 from ..errors import InputDecodeError, InvalidOptionError
+from .cast import CAST_KEY
 from .controls import without_terminal_controls
+from .plain_yaml import load_plain_yaml
 
 FENCE_OPEN = "---"
 FENCE_CLOSE = ("---", "...")
@@ -53,12 +57,11 @@ FIELD_ALIASES: Mapping[str, str] = {
     "genre": "genre",
     "cover": "cover",
     "cover_image": "cover",
+    "cast": CAST_KEY,
 }
 LIST_SEPARATOR = ", "
 # JPEG and PNG are the cover formats every audiobook player shows.
 COVER_MAGIC = {b"\xff\xd8\xff": "jpeg", b"\x89PNG\r\n\x1a\n": "png"}
-# Book metadata is a flat mapping with an occasional list; deeper data is not metadata.
-MAX_YAML_DEPTH = 8
 _YEAR_PREFIX = re.compile(r"^\s*(\d{1,4})(?:\D|$)")
 
 
@@ -79,7 +82,8 @@ class BookMetadata:
 
 
 def parse_front_matter(text: str, base_dir: Path | None = None) -> tuple[dict[str, Any], str]:
-    """Split YAML front matter off `text`: (BookMetadata field values found, remaining body).
+    """Split YAML front matter off `text`: (BookMetadata field values found, and the cast's raw
+    data under "cast", remaining body).
 
     Returns `({}, text)` unchanged when there is no front matter (see the module rules).
     A relative `cover` is resolved against `base_dir` when it is given.
@@ -89,7 +93,7 @@ def parse_front_matter(text: str, base_dir: Path | None = None) -> tuple[dict[st
         return {}, text
     raw, body = block
     try:
-        data = _load_plain_yaml(raw)
+        data = load_plain_yaml(raw)
     except ValueError as exc:
         if not _mentions_known_key(raw):
             return {}, text
@@ -153,34 +157,6 @@ def _front_matter_block(text: str) -> tuple[str, str] | None:
     return None
 
 
-def _load_plain_yaml(raw: str) -> Any:
-    """The YAML data of `raw`; ValueError (its message ends a sentence starting "front matter")
-    when it is not YAML, or not plain data: aliases can expand a few lines into gigabytes or
-    into a loop, and PyYAML builds nested data by recursion."""
-    import yaml
-
-    try:
-        _check_plain(yaml.parse(raw, Loader=yaml.SafeLoader))
-        return yaml.safe_load(raw)
-    except yaml.YAMLError as exc:
-        raise ValueError(f"is not valid YAML: {' '.join(str(exc).split())}") from exc
-
-
-def _check_plain(events: Iterable[Any]) -> None:
-    import yaml
-
-    depth = 0
-    for event in events:
-        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
-            raise ValueError("uses YAML anchors or aliases (&name, *name), which are not allowed")
-        if isinstance(event, yaml.CollectionStartEvent):
-            depth += 1
-            if depth > MAX_YAML_DEPTH:
-                raise ValueError(f"nests lists or mappings deeper than {MAX_YAML_DEPTH} levels")
-        elif isinstance(event, yaml.CollectionEndEvent):
-            depth -= 1
-
-
 def _mentions_known_key(raw: str) -> bool:
     keys = (match.group(1).lower() for match in re.finditer(r"^\s*([A-Za-z_]+)\s*:", raw, re.MULTILINE))
     return any(key in FIELD_ALIASES for key in keys)
@@ -198,6 +174,8 @@ def _known_values(data: Mapping[Any, Any]) -> dict[str, Any]:
 def _coerce(name: str, value: Any) -> Any:
     if value is None:
         return None
+    if name == CAST_KEY:
+        return value
     if name == "year":
         return _coerce_year(value)
     if name == "cover":
