@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from llasa_cli.errors import InputEmptyError
 from llasa_cli.options import TextOptions
 from llasa_cli.text.manuscript import Manuscript
+from llasa_cli.text.markup import without_sentinels
 from llasa_cli.text.plan import Plan
 from llasa_cli.text.planner import build_plan, estimate_seconds
 
@@ -97,11 +98,14 @@ def test_segments_carry_every_normalised_word(text: str, options: TextOptions, m
 def test_without_normalisation_or_chapters_the_words_are_the_input_words(
     text: str, budget: float, markdown: bool
 ) -> None:
-    if not text.split():
+    # Private-use code points of planes 15-16 stand for markup inside the planner, so a manuscript
+    # loses them; in a text file `\[` and `\]` are escaped brackets (markup.py).
+    written = without_sentinels(text) if markdown else re.sub(r"\\([\[\]])", r"\1", without_sentinels(text))
+    if not written.split():
         return
     options = TextOptions(normalize=False, detect_chapters=False, max_segment_seconds=budget)
     plan = build_plan(Manuscript("m", text, markdown), options)
-    assert segment_words(plan) == text.split()
+    assert segment_words(plan) == written.split()
     assert len(plan.chapters) == 1 and plan.chapters[0].title is None
     check_structure(plan, budget)
 
@@ -110,15 +114,16 @@ def test_without_normalisation_or_chapters_the_words_are_the_input_words(
 @given(text=ANY_TEXT, normalize=st.booleans(), chapters=st.booleans(), budget=st.floats(1.0, 30.0))
 def test_chinese_keeps_every_character(text: str, normalize: bool, chapters: bool, budget: float) -> None:
     options = TextOptions(lang="zh", normalize=normalize, detect_chapters=chapters, max_segment_seconds=budget)
+    written = re.sub(r"\\([\[\]])", r"\1", without_sentinels(text))  # as in the test above
     try:
         plan = build_plan(Manuscript("m", text, False), options)
     except InputEmptyError:
-        assert normalize or chapters or not text.split()
+        assert normalize or chapters or not written.split()
         return
     # Chinese may be cut between characters, so compare characters rather than words.
     assert "".join(segment_words(plan)) == "".join(chapter_words(plan))
     if not normalize and not chapters:
-        assert "".join(segment_words(plan)) == "".join(text.split())
+        assert "".join(segment_words(plan)) == "".join(written.split())
 
 
 @pytest.mark.parametrize(

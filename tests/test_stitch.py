@@ -19,7 +19,7 @@ from llasa_cli.audio.stitch import (
 )
 from llasa_cli.constants import SAMPLE_RATE
 from llasa_cli.options import StitchOptions
-from llasa_cli.text.plan import Pause
+from llasa_cli.text.plan import MarkedPause, Pause
 
 SR = SAMPLE_RATE
 LOUDNESS_TOLERANCE_LU = 0.5
@@ -125,6 +125,14 @@ def test_last_piece_gets_chapter_pause_and_empty_pieces_are_fine() -> None:
     assert chapter.starts[0] == chapter.ends[0] == 0
     assert len(chapter.audio) - chapter.ends[1] == SR
     assert len(assemble_chapter([], options).audio) == 0
+
+
+def test_a_marked_pause_is_as_long_as_it_says() -> None:
+    options = StitchOptions(lead_in=0.0, sentence_pause=0.2)
+    pieces = [(speech_like(1, 4), MarkedPause(1.5)), (speech_like(1, 5), Pause.SENTENCE)]
+    chapter = assemble_chapter(pieces, options)
+    assert chapter.starts[1] - chapter.ends[0] == round(1.5 * SR)
+    assert pause_seconds(MarkedPause(0.0), options) == 0.0
 
 
 @pytest.mark.parametrize("sentence_pause", [0.0, 0.3])

@@ -22,7 +22,7 @@ import soxr
 
 from ..constants import SAMPLE_RATE
 from ..options import StitchOptions
-from ..text.plan import Pause
+from ..text.plan import MarkedPause, Pause
 
 # Audio kept either side of the detected sound when trimming, so soft onsets and
 # decays are not clipped and the fade runs mostly over near-silence.
@@ -117,8 +117,10 @@ def apply_fades(audio: np.ndarray, fade_samples: int) -> np.ndarray:
     return out
 
 
-def pause_seconds(pause: Pause, options: StitchOptions) -> float:
-    """The silence (seconds) that follows a piece ending with `pause`."""
+def pause_seconds(pause: Pause | MarkedPause, options: StitchOptions) -> float:
+    """The silence (seconds) that follows a piece ending with `pause` (a marked one is as long as it says)."""
+    if isinstance(pause, MarkedPause):
+        return pause.seconds
     return {
         Pause.SENTENCE: options.sentence_pause,
         Pause.PARAGRAPH: options.paragraph_pause,
@@ -128,7 +130,7 @@ def pause_seconds(pause: Pause, options: StitchOptions) -> float:
 
 
 def assemble_chapter(
-    pieces: Sequence[tuple[np.ndarray, Pause]], options: StitchOptions, sr: int = SAMPLE_RATE
+    pieces: Sequence[tuple[np.ndarray, Pause | MarkedPause]], options: StitchOptions, sr: int = SAMPLE_RATE
 ) -> ChapterAudio:
     """Lead-in silence, then each trimmed and faded piece followed by its pause.
 
@@ -213,7 +215,7 @@ def normalize_loudness(audio: np.ndarray, sr: int, target_lufs: float, true_peak
 
 
 def render_chapter(
-    pieces: Sequence[tuple[np.ndarray, Pause]], options: StitchOptions, sr: int = SAMPLE_RATE
+    pieces: Sequence[tuple[np.ndarray, Pause | MarkedPause]], options: StitchOptions, sr: int = SAMPLE_RATE
 ) -> tuple[ChapterAudio, LoudnessResult | None]:
     """`assemble_chapter`, then `normalize_loudness` when `options.loudness_lufs` is set.
 

@@ -16,7 +16,7 @@ Detection, in order of precedence:
    (case-insensitive), or Chinese `第十二章`.
 
 Text before the first heading is an untitled chapter when it holds any letter or
-digit. A heading with nothing under it is still a chapter (its title is spoken).
+digit, or a tag (markup.py). A heading with nothing under it is still a chapter (its title is spoken).
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from ..errors import InvalidOptionError
 from ..options import TextOptions
 from .manuscript import normalize_newlines
 from .markdown_parser import markdown_parser
+from .markup import has_marks
 from .normalize import HAS_WORD, ROMAN, collapse_whitespace, inline_text
 
 # Chapter numbers written as words are recognised up to this ("Chapter Ninety-Nine").
@@ -106,7 +107,7 @@ def _cut(text: str, lines: list[str], headings: list[_Heading]) -> list[RawChapt
         return [RawChapter(None, text)]
     chapters = []
     preamble = "\n".join(lines[: headings[0].start])
-    if HAS_WORD.search(preamble):
+    if HAS_WORD.search(preamble) or has_marks(preamble):  # tags before the first heading still count
         chapters.append(RawChapter(None, preamble))
     for heading, following in zip(headings, [*headings[1:], None], strict=True):
         stop = following.start if following else len(lines)

@@ -13,6 +13,8 @@ Order, for each paragraph (only whitespace is touched when `normalize=False`):
 4. English only: spoken forms (abbreviations, money, percentages, times, dates,
    ordinals, decades, years, cardinals and decimals, via num2words).
 A paragraph with no letter or digit left (`* * *`, `...`) is dropped and counted.
+Markup (markup.py) stands in the text as sentinel characters: each stretch between them is
+normalised on its own, and a paragraph of sentinels alone is kept for the planner.
 
 Year rule: a four-digit number 1100-2099 with no thousands comma is read as a
 year ("nineteen eighty-four") unless it is plainly a count: preceded by no
@@ -46,6 +48,7 @@ from num2words.lang_EN import Num2Word_EN
 from ..options import TextOptions
 from .lexicon import Lexicon, apply_lexicon
 from .markdown_parser import FOOTNOTE_REF, markdown_parser
+from .markup import SENTINELS, has_marks, map_text_pieces, without_sentinels
 
 if TYPE_CHECKING:
     from markdown_it.token import Token
@@ -83,10 +86,13 @@ def normalize_body(body: str, options: TextOptions, is_markdown: bool) -> Normal
     blocks = markdown_paragraphs(body, dropped) if is_markdown else split_paragraphs(body)
     paragraphs = []
     for block in blocks:
-        text = normalize_text(block, options)
+        text = map_text_pieces(block, lambda piece: normalize_text(piece, options))
         if HAS_WORD.search(text):
             paragraphs.append(text)
-        else:
+            continue
+        if has_marks(text):  # its tags still pause or change the voice; its text says nothing
+            paragraphs.append("".join(SENTINELS.findall(text)))
+        if without_sentinels(text).strip():
             dropped[NO_WORDS[0]] += 1
     warnings = (describe_dropped(dropped),) if dropped else ()
     return NormalizedText(tuple(paragraphs), dict(dropped), warnings)
@@ -99,8 +105,8 @@ def normalize_title(title: str, options: TextOptions) -> str:
     """
     if not options.normalize:
         return collapse_whitespace(title)
-    text = normalize_text(title, options, title_rules=True)
-    return text if HAS_WORD.search(text) else ""
+    text = map_text_pieces(title, lambda piece: normalize_text(piece, options, title_rules=True))
+    return text if HAS_WORD.search(text) or has_marks(text) else ""
 
 
 def normalize_text(text: str, options: TextOptions, title_rules: bool = False) -> str:

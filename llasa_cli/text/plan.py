@@ -19,6 +19,18 @@ class Pause(str, enum.Enum):
 
 
 @dataclass(frozen=True)
+class MarkedPause:
+    """A silence the manuscript asks for (`[pause=1.5]`), in place of the Pause that would follow."""
+
+    seconds: float
+
+    @property
+    def value(self) -> str:
+        """How plans and digests name it, beside the Pause values: e.g. "1.5s"."""
+        return f"{self.seconds:g}s"
+
+
+@dataclass(frozen=True)
 class Chapter:
     """One chapter of the manuscript after clean-up and normalisation.
 
@@ -36,7 +48,10 @@ class Chapter:
 
 @dataclass(frozen=True)
 class Segment:
-    """A unit of synthesis: whole sentences of one paragraph, up to a time budget."""
+    """A unit of synthesis: whole sentences of one paragraph in one voice, up to a time budget.
+
+    `voice` is the character who speaks it (a cast name, see cast.py), None for the narrator.
+    """
 
     chapter: int
     chapter_title: str | None
@@ -44,8 +59,9 @@ class Segment:
     paragraph: int  # 0-based paragraph within its chapter; -1 for the spoken title
     text: str
     est_seconds: float
-    pause_after: Pause
+    pause_after: Pause | MarkedPause
     is_title: bool = False
+    voice: str | None = None
 
     @property
     def segment_id(self) -> str:
@@ -65,3 +81,8 @@ class Plan:
     @property
     def est_seconds(self) -> float:
         return sum(s.est_seconds for s in self.segments)
+
+    @property
+    def voices(self) -> tuple[str, ...]:
+        """The characters who speak besides the narrator, in order of their first segment."""
+        return tuple(dict.fromkeys(s.voice for s in self.segments if s.voice is not None))

@@ -6,10 +6,11 @@ budget is cut at its strongest breaks first (sentence ends pysbd missed, then
 `;` `:` and dashes, then commas, then between words); a single word over the
 budget stays whole and is reported in Plan.warnings.
 
-Segments never cross a paragraph or chapter, and each is a contiguous slice of
-its paragraph cut only at a space (or, for Chinese, between CJK characters),
-so the words of all segments, in order, are exactly the words of the
-chapters' spoken titles and paragraphs.
+Segments never cross a paragraph or chapter, nor a change of voice or a marked pause
+(markup.py, dialogue.py, runs.py): each is a contiguous slice of one run of its
+paragraph cut only at a space (or, for Chinese, between CJK characters), so the
+words of all segments, in order, are exactly the words of the chapters' spoken
+titles and paragraphs.
 """
 
 from __future__ import annotations
@@ -18,14 +19,30 @@ import functools
 import re
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from ..constants import CHARS_PER_SECOND, CJK_CHARS_PER_SECOND
-from ..errors import InputEmptyError
+from ..errors import InputDecodeError, InputEmptyError
 from ..options import TextOptions
+from .cast import character_key
 from .chapters import chapter_slug, split_chapters
+from .dialogue import mark_dialogue
 from .manuscript import Manuscript
-from .normalize import collapse_whitespace, describe_dropped, normalize_body, normalize_title
-from .plan import Chapter, Pause, Plan, Segment
+from .markup import (
+    Mark,
+    MarkedText,
+    PauseMark,
+    VoiceMark,
+    encode_marks,
+    expand_say,
+    has_marks,
+    marked_pieces,
+    read_markup,
+    without_sentinels,
+)
+from .normalize import HAS_WORD, collapse_whitespace, describe_dropped, normalize_body, normalize_title
+from .plan import Chapter, MarkedPause, Pause, Plan, Segment
+from .runs import Run, VoicedParagraph, voice_paragraph
 
 # CJK ideographs, kana, CJK punctuation and full-width forms: each is spoken (or paused) like a syllable.
 _CJK = re.compile(
@@ -59,26 +76,38 @@ def _seconds(length: int, cjk: int) -> float:
 def build_plan(manuscript: Manuscript, options: TextOptions) -> Plan:
     """Chapters, normalised paragraphs and segments of a manuscript.
 
-    Raises InputEmptyError when nothing sayable is left after clean-up.
+    Raises InputEmptyError when nothing sayable is left after clean-up, and InputDecodeError
+    for markup that cannot be read (naming its line and column).
     """
     warnings: list[str] = []
     dropped: Counter[str] = Counter()
-    kept: list[tuple[str | None, str | None, tuple[str, ...]]] = []
-    for position, raw in enumerate(split_chapters(manuscript.text, manuscript.is_markdown, options), start=1):
+    marked = direct(manuscript, options)
+    kept: list[tuple[str | None, str | None, list[VoicedParagraph]]] = []
+    voice: str | None = None  # a [voice] span may run on over paragraphs and chapters
+    for position, raw in enumerate(split_chapters(marked.text, manuscript.is_markdown, options), start=1):
+        title = _title(raw.title, marked.marks, manuscript.name)
         body = normalize_body(raw.body, options, manuscript.is_markdown)
         dropped.update(body.dropped)
-        spoken_title = normalize_title(raw.title, options) if raw.title and options.speak_titles else ""
-        if body.paragraphs or spoken_title:
-            kept.append((raw.title, spoken_title or None, body.paragraphs))
-        else:
-            what = f"chapter {raw.title!r}" if raw.title else f"untitled section {position}"
+        voiced = []
+        for text in body.paragraphs:
+            paragraph, voice = voice_paragraph(text, marked.marks, voice)
+            voiced.append(paragraph)
+        spoken_title = _spoken_title(raw.title, marked.marks, options) if raw.title and options.speak_titles else ""
+        if any(paragraph.runs for paragraph in voiced) or spoken_title:
+            kept.append((title, spoken_title or None, voiced))
+        elif title or HAS_WORD.search(raw.body):
+            what = f"chapter {title!r}" if title else f"untitled section {position}"
             warnings.append(f"{manuscript.name}: {what} has no text to speak; left out")
     chapters: list[Chapter] = []
     segments: list[Segment] = []
-    for number, (title, spoken_title, paragraphs) in enumerate(kept, start=1):
+    for number, (title, spoken_title, voiced) in enumerate(kept, start=1):
+        paragraphs = tuple(paragraph.text for paragraph in voiced if paragraph.runs)
         chapter = Chapter(number, title, chapter_slug(number, title, len(kept)), paragraphs, spoken_title)
         chapters.append(chapter)
-        segments.extend(chapter_segments(chapter, options))
+        own, lost_pause = chapter_segments(chapter, options, voiced)
+        segments.extend(own)
+        if lost_pause:
+            warnings.append(f"{manuscript.name}: a [pause] opens chapter {number} before anything is said; left out")
     if not segments:
         raise InputEmptyError(f"{manuscript.name}: nothing left to speak after clean-up")
     if dropped:
@@ -87,36 +116,102 @@ def build_plan(manuscript: Manuscript, options: TextOptions) -> Plan:
     return Plan(tuple(chapters), tuple(segments), tuple(warnings))
 
 
-def chapter_segments(chapter: Chapter, options: TextOptions) -> list[Segment]:
-    """The segments of one chapter: spoken title first (paragraph -1), then each paragraph's."""
+def direct(manuscript: Manuscript, options: TextOptions) -> MarkedText:
+    """The manuscript's text with its tags (and, with a dialogue voice, its quotes) as marks."""
+    if manuscript.markup:
+        tokens = read_markup(
+            manuscript.text, manuscript.name, markdown=manuscript.is_markdown, first_line=manuscript.first_line
+        )
+    else:
+        tokens = [without_sentinels(manuscript.text)]
+    if options.dialogue_voice is not None:
+        tokens = mark_dialogue(tokens, character_key(options.dialogue_voice))
+    return encode_marks(tokens)
+
+
+def _title(title: str | None, marks: Sequence[Mark], name: str) -> str | None:
+    """A chapter title as shown: [say] spans as written. Titles are the narrator's, so a [voice]
+    or [pause] tag in one is an error (quotes there are simply not split off)."""
+    if title is None or not has_marks(title):
+        return title
+    for piece in marked_pieces(title):
+        if isinstance(piece, int):
+            mark = marks[piece]
+            if isinstance(mark, (VoiceMark, PauseMark)) and mark.where is not None:
+                tag = "[voice]" if isinstance(mark, VoiceMark) else "[pause]"
+                raise InputDecodeError(f"{name}, {mark.where}: {tag} in a chapter title; titles are the narrator's")
+    return collapse_whitespace(without_sentinels(expand_say(title, marks, spoken=False))) or None
+
+
+def _spoken_title(title: str, marks: Sequence[Mark], options: TextOptions) -> str:
+    spoken = normalize_title(title, options)
+    spoken = collapse_whitespace(without_sentinels(expand_say(spoken, marks, spoken=True)))
+    return spoken if HAS_WORD.search(spoken) else ""
+
+
+@dataclass
+class _Piece:
+    paragraph: int
+    text: str
+    voice: str | None = None
+    marked_pause: float | None = None
+
+
+def chapter_segments(
+    chapter: Chapter, options: TextOptions, voiced: Sequence[VoicedParagraph] | None = None
+) -> tuple[list[Segment], bool]:
+    """The segments of one chapter: spoken title first (paragraph -1), then each paragraph's runs
+    (one voice each), and whether a marked pause came before anything it could follow.
+
+    `voiced` are the chapter's paragraphs with their runs and pauses; by default its paragraphs,
+    each spoken by the narrator.
+    """
     budget = options.max_segment_seconds
-    pieces: list[tuple[int, str]] = []
-    texts = ([chapter.spoken_title] if chapter.spoken_title else []) + list(chapter.paragraphs)
-    first_paragraph = -1 if chapter.spoken_title else 0
-    for paragraph, text in enumerate(texts, start=first_paragraph):
-        pieces.extend((paragraph, piece) for piece in pack_paragraph(text, options.lang, budget))
+    if voiced is None:
+        voiced = [VoicedParagraph((Run(None, text),)) for text in chapter.paragraphs]
+    title = pack_paragraph(chapter.spoken_title, options.lang, budget) if chapter.spoken_title else []
+    pieces = [_Piece(-1, text) for text in title]
+    lost_pause = False
+    index = 0
+    for paragraph in voiced:
+        if paragraph.pause_before is not None:
+            if pieces:
+                pieces[-1].marked_pause = (pieces[-1].marked_pause or 0.0) + paragraph.pause_before
+            else:
+                lost_pause = True
+        if not paragraph.runs:
+            continue
+        for run in paragraph.runs:
+            pieces.extend(_Piece(index, text, run.voice) for text in pack_paragraph(run.text, options.lang, budget))
+            if run.pause_after is not None:
+                pieces[-1].marked_pause = (pieces[-1].marked_pause or 0.0) + run.pause_after
+        index += 1
     segments = []
-    for index, (paragraph, text) in enumerate(pieces):
-        following = pieces[index + 1][0] if index + 1 < len(pieces) else None
-        if following is None:
+    for position, piece in enumerate(pieces):
+        following = pieces[position + 1].paragraph if position + 1 < len(pieces) else None
+        pause: Pause | MarkedPause
+        if piece.marked_pause is not None:
+            pause = MarkedPause(piece.marked_pause)
+        elif following is None:
             pause = Pause.CHAPTER
-        elif following == paragraph:
+        elif following == piece.paragraph:
             pause = Pause.SENTENCE
         else:
-            pause = Pause.TITLE if paragraph == -1 else Pause.PARAGRAPH
+            pause = Pause.TITLE if piece.paragraph == -1 else Pause.PARAGRAPH
         segments.append(
             Segment(
                 chapter=chapter.number,
                 chapter_title=chapter.title,
-                index=index,
-                paragraph=paragraph,
-                text=text,
-                est_seconds=estimate_seconds(text),
+                index=position,
+                paragraph=piece.paragraph,
+                text=piece.text,
+                est_seconds=estimate_seconds(piece.text),
                 pause_after=pause,
-                is_title=paragraph == -1,
+                is_title=piece.paragraph == -1,
+                voice=piece.voice,
             )
         )
-    return segments
+    return segments, lost_pause
 
 
 def pack_paragraph(paragraph: str, lang: str, budget_seconds: float) -> list[str]:
