@@ -71,6 +71,15 @@ MaxSegOpt = Annotated[
     float,
     typer.Option("--max-segment-seconds", help="Budget of estimated speech per segment.", rich_help_panel=PANEL_INPUT),
 ]
+DialogueVoiceOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--dialogue-voice",
+        metavar="NAME",
+        help="Speak quoted speech with the character NAME (a cast member or stored voice), the rest with the narrator.",
+        rich_help_panel=PANEL_INPUT,
+    ),
+]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Write JSON Lines instead of a table.")]
 
 # --- flags of the commands that work on a job folder ------------------------
@@ -87,6 +96,7 @@ def build_text_options(
     no_speak_titles: bool = False,
     lexicon: Path | None = None,
     max_segment_seconds: float = DEFAULT_MAX_SEGMENT_SECONDS,
+    dialogue_voice: str | None = None,
 ) -> TextOptions:
     return TextOptions(
         lang=lang,
@@ -96,6 +106,7 @@ def build_text_options(
         speak_titles=not no_speak_titles,
         lexicon=load_lexicon(lexicon) if lexicon else (),
         max_segment_seconds=max_segment_seconds,
+        dialogue_voice=dialogue_voice,
     )
 
 

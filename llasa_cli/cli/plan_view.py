@@ -22,6 +22,7 @@ def plan_json_lines(plan: Plan) -> Iterator[dict[str, Any]]:
             "text": segment.text,
             "est_seconds": round(segment.est_seconds, 2),
             "pause_after": segment.pause_after.value,
+            "voice": segment.voice,
         }
 
 

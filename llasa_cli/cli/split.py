@@ -11,6 +11,7 @@ import typer
 from ..constants import DEFAULT_MAX_SEGMENT_SECONDS
 from .common import (
     ChapterPatternOpt,
+    DialogueVoiceOpt,
     EncodingOpt,
     JsonOpt,
     KeepFrontMatterOpt,
@@ -36,6 +37,7 @@ def split(
     no_speak_titles: NoSpeakTitlesOpt = False,
     lexicon: LexiconOpt = None,
     max_segment_seconds: MaxSegOpt = DEFAULT_MAX_SEGMENT_SECONDS,
+    dialogue_voice: DialogueVoiceOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Show how a manuscript splits into chapters and segments (no model needed)."""
@@ -43,7 +45,7 @@ def split(
     from .plan_view import plan_json_lines, print_plan
 
     options = build_text_options(
-        lang, no_normalize, no_chapters, chapter_pattern, no_speak_titles, lexicon, max_segment_seconds
+        lang, no_normalize, no_chapters, chapter_pattern, no_speak_titles, lexicon, max_segment_seconds, dialogue_voice
     )
     request = RunRequest(
         source=file, output=STDOUT, encoding=encoding, keep_front_matter=keep_front_matter, text=options
