@@ -2,7 +2,8 @@
 would, and a chapter's digest exactly when its file would.
 
 Invalidation follows from this, with nothing to maintain by hand: a changed model, codec,
-voice, seed or sampling option changes every segment key (everything is synthesised again);
+narrator voice, seed or sampling option changes every segment key (everything is synthesised
+again; a character's new voice, only that character's segments);
 an edited sentence changes its segment's key only; changed pauses, loudness or format change
 the chapter digests only (files are re-stitched from stored codes, nothing is re-synthesised).
 """
@@ -12,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -68,14 +69,28 @@ def keys_for(
     sampling: SamplingOptions,
     voice: VoicePrompt,
     search: SearchOptions | None = None,
+    characters: Mapping[str, VoicePrompt] | None = None,
 ) -> dict[str, str]:
-    """Segment id -> job key, for every segment of the plan."""
+    """Segment id -> job key, for every segment of the plan. A segment is keyed with the voice
+    that speaks it: `voice` (the narrator's), or for a character's segment (`Segment.voice`) its
+    prompt in `characters`, so a new voice for one character changes that character's keys only."""
     options = {k: v for k, v in dataclasses.asdict(sampling).items() if k != "seed"}
     options["length_headroom"] = engine.length_headroom
     if search is not None and search.mode != MODE_PLAIN:
         # Search picks other codes than plain sampling: a --beam run must not reuse --beam 1 results.
         options["search"] = dataclasses.asdict(search)
     return {
-        s.segment_id: segment_key(s.text, voice, engine.model, engine.codec, options, sampling.seed)
+        s.segment_id: segment_key(
+            s.text, voice_of(s, voice, characters), engine.model, engine.codec, options, sampling.seed
+        )
         for s in plan.segments
     }
+
+
+def voice_of(segment: Segment, narrator: VoicePrompt, characters: Mapping[str, VoicePrompt] | None) -> VoicePrompt:
+    """The prompt a segment is spoken with: its character's, else the narrator's."""
+    if segment.voice is None:
+        return narrator
+    if characters is None or segment.voice not in characters:
+        raise ValueError(f"segment {segment.segment_id} is spoken by {segment.voice!r}, who has no voice")
+    return characters[segment.voice]

@@ -17,10 +17,11 @@ class PlanRow:
     index: int
     text: str
     est_seconds: float
+    voice: str | None = None  # the character who speaks it; None: the narrator
 
     @classmethod
     def from_segment(cls, key: str, segment: Segment) -> PlanRow:
-        return cls(key, segment.chapter, segment.index, segment.text, segment.est_seconds)
+        return cls(key, segment.chapter, segment.index, segment.text, segment.est_seconds, segment.voice)
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,7 @@ class PlanRecord:
     index: int
     text: str
     record: SegmentRecord
+    voice: str | None = None  # the character who speaks it; None: the narrator
 
 
 @dataclass(frozen=True)

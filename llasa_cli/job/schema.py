@@ -99,6 +99,8 @@ MIGRATIONS: list[tuple[Step, ...]] = [
         _outputs_from_chapters,
         "DROP TABLE chapters",
     ),
+    # v6: who speaks each position: a character of the cast, NULL for the narrator.
+    ("ALTER TABLE positions ADD COLUMN voice TEXT",),
 ]
 
 

@@ -249,8 +249,8 @@ class JobStore:
         with self._tx() as db:
             db.execute("DELETE FROM positions")
             db.executemany(
-                "INSERT INTO positions VALUES (?, ?, ?, ?, ?)",
-                [(int(r.chapter), int(r.index), r.key, r.text, float(r.est_seconds)) for r in rows],
+                "INSERT INTO positions (chapter, idx, key, text, est_seconds, voice) VALUES (?, ?, ?, ?, ?, ?)",
+                [(int(r.chapter), int(r.index), r.key, r.text, float(r.est_seconds), r.voice) for r in rows],
             )
             db.executemany(ENSURE_ROW, [(key, time.time()) for key in _unique([r.key for r in rows])])
 
@@ -452,10 +452,10 @@ class JobStore:
     def plan_records(self) -> list[PlanRecord]:
         """Every position of the current plan with its text and segment record, in order."""
         rows = self._conn.execute(
-            f"""SELECT p.chapter, p.idx, p.text, {_RECORD_COLUMNS}
+            f"""SELECT p.chapter, p.idx, p.text, p.voice, {_RECORD_COLUMNS}
                FROM positions p JOIN segments s ON s.key = p.key ORDER BY p.chapter, p.idx"""
         ).fetchall()
-        return [PlanRecord(chapter, index, text, _record(rest)) for chapter, index, text, *rest in rows]
+        return [PlanRecord(chapter, index, text, _record(rest), voice) for chapter, index, text, voice, *rest in rows]
 
     @_db_op
     def work_rate(self) -> tuple[float, float]:

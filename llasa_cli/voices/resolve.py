@@ -1,18 +1,22 @@
-"""From `--voice` (a clip or a stored name) to the `VoicePrompt` every segment is spoken with.
+"""From `--voice` (a clip or a stored name) and the cast (text/cast.py) to the `VoicePrompt`s the
+segments are spoken with: the narrator's, and one per character who speaks.
 
-Every error names the clip (or the name given) and says what to do; a clip that is usable
-but poor (clipped) is reported through the optional `warn` callback.
+Every error names the clip (or the name given) and says what to do, and for a character, the
+character; a clip that is usable but poor (clipped) is reported through the optional `warn`
+callback. A character the cast does not name speaks with the stored voice of its own name.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..constants import MAX_VOICE_SECONDS, SAMPLE_RATE
 from ..engine.protocols import SpeechCodec, VoicePrompt
 from ..errors import VoiceError
+from ..text.cast import Cast
 
 if TYPE_CHECKING:
     import numpy as np
@@ -103,3 +107,89 @@ def _load_checked(clip: Path, warn: Warn | None) -> np.ndarray:
         if warn is not None:
             warn(f"{clip}: {message}")
     return audio
+
+
+@dataclass(frozen=True)
+class VoiceSpec:
+    """Who a voice is for (None: the narrator), and the clip or stored name with its clip's text."""
+
+    character: str | None
+    spec: str
+    text: str | None = None
+
+    def describe(self) -> str:
+        return "the narrator" if self.character is None else f"character {self.character!r}"
+
+
+def cast_specs(
+    characters: Iterable[str], cast: Cast, voice: str | None = None, voice_text: str | None = None
+) -> list[VoiceSpec]:
+    """The narrator's voice (`voice`, else the cast's narrator; left out when neither names one)
+    and each character's (its cast entry, else a stored voice of its name), in that order.
+    VoiceError naming a character nothing can voice."""
+    from .store import VOICE_NAME_PATTERN
+
+    specs = []
+    narrator = cast.member(None)
+    if voice is not None:
+        specs.append(VoiceSpec(None, voice, voice_text))
+    elif narrator is not None:
+        specs.append(VoiceSpec(None, narrator.voice, narrator.text))
+    for character in characters:
+        member = cast.member(character)
+        if member is not None:
+            specs.append(VoiceSpec(character, member.voice, member.text))
+        elif VOICE_NAME_PATTERN.fullmatch(character):
+            specs.append(VoiceSpec(character, character))
+        else:
+            raise VoiceError(f"character {character!r} has no voice: name one for it in the cast (--cast FILE)")
+    return specs
+
+
+def check_voice_specs(specs: Iterable[VoiceSpec], warn: Warn | None = None) -> None:
+    """Every clip can be read and used and every stored voice exists, before any model loads:
+    VoiceError naming the character (or the narrator) otherwise."""
+    from .store import VOICE_NAME_PATTERN, VoiceStore
+
+    for spec in specs:
+        try:
+            path = Path(spec.spec).expanduser()
+            if path.exists():
+                _load_checked(path, warn)
+            elif VOICE_NAME_PATTERN.fullmatch(spec.spec):
+                VoiceStore().load(spec.spec)
+            else:
+                raise VoiceError(f"voice clip not found: {spec.spec}; check the path, or give a stored voice name")
+        except VoiceError as exc:
+            raise _for(spec, exc) from exc
+
+
+def needs_transcript(specs: Iterable[VoiceSpec]) -> bool:
+    """Whether some voice is a clip without its text, which Whisper must transcribe."""
+    return any(spec.text is None and Path(spec.spec).expanduser().exists() for spec in specs)
+
+
+def resolve_characters(
+    specs: Iterable[VoiceSpec],
+    codec: SpeechCodec,
+    asr_model: str | None,
+    device: str,
+    *,
+    warn: Warn | None = None,
+) -> dict[str, VoicePrompt]:
+    """Character -> VoicePrompt for the characters' specs (the narrator's is left to `resolve_voice`)."""
+    prompts: dict[str, VoicePrompt] = {}
+    for spec in specs:
+        if spec.character is None:
+            continue
+        try:
+            prompt = resolve_voice(spec.spec, spec.text, codec, asr_model, device, warn=warn)
+        except VoiceError as exc:
+            raise _for(spec, exc) from exc
+        assert prompt is not None  # a spec always names a voice
+        prompts[spec.character] = prompt
+    return prompts
+
+
+def _for(spec: VoiceSpec, exc: VoiceError) -> VoiceError:
+    return VoiceError(f"{spec.describe()}: {exc}")
