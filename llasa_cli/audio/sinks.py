@@ -170,7 +170,12 @@ class FolderSink:
         export_audio(chapter_audio.audio, SAMPLE_RATE, path, self.options.format, self.options.sample_rate)
         # One timing of the pieces serves the subtitles and the spans the job records for review.
         segments = [segment for _, segment in pieces]
-        timed = timed_segments([s.text for s in segments], chapter_audio, ids=[s.segment_id for s in segments])
+        timed = timed_segments(
+            [s.text for s in segments],
+            chapter_audio,
+            ids=[s.segment_id for s in segments],
+            voices=[s.voice for s in segments],
+        )
         if self.options.subtitles:
             write_timings(self.folder, chapter.slug, timed, path.name, lang=self.lang)
         spans = tuple((t.start, t.end) for t in timed)

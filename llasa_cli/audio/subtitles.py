@@ -8,10 +8,11 @@ span is shared among those parts in proportion to their character counts (spaces
 between parts count for neither): an estimate, exact at the segment's ends. Parts are
 contiguous slices of the text, so joining a segment's cues gives its text back.
 
-Outputs: SRT (`HH:MM:SS,mmm`), WebVTT (`HH:MM:SS.mmm`, `&`, `<`, `>` escaped), and a
-JSON manifest for read-along apps listing every segment with its chapter file, start
-and end (seconds, chapter-relative) and text. A literal `-->` in text (it would end
-a cue's timing line in some parsers) is written as `->`.
+Outputs: SRT (`HH:MM:SS,mmm`), WebVTT (`HH:MM:SS.mmm`, `&`, `<`, `>` escaped; a character's
+cue opens with WebVTT's voice tag, `<v anna>`), and a JSON manifest for read-along apps listing
+every segment with its chapter file, start and end (seconds, chapter-relative), text and voice
+(the character who speaks it, null for the narrator). A literal `-->` in text (it would end a
+cue's timing line in some parsers) is written as `->`.
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ class TimedSegment:
     start: float
     end: float
     segment_id: str | None = None
+    voice: str | None = None  # the character who speaks it; None: the narrator
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,7 @@ class Cue:
     segment_id: str | None = None
     segment: int = 0  # index of its segment in the list the cues were made from
     part: int | None = None  # 0-based part of a segment split into several cues, else None
+    voice: str | None = None  # the character who speaks it; None: the narrator
 
     @property
     def cue_id(self) -> str | None:
@@ -72,9 +75,17 @@ class Cue:
         return f"{self.segment_id}.{self.part}"
 
 
-def timed_segments(texts: Sequence[str], chapter: ChapterAudio, ids: Sequence[str] | None = None) -> list[TimedSegment]:
-    """Pair each piece of a stitched chapter with its text (and id, e.g. `Segment.segment_id`)."""
-    return timed_segments_from_samples(texts, chapter.starts, chapter.ends, chapter.sample_rate, ids)
+def timed_segments(
+    texts: Sequence[str],
+    chapter: ChapterAudio,
+    ids: Sequence[str] | None = None,
+    voices: Sequence[str | None] | None = None,
+) -> list[TimedSegment]:
+    """Pair each piece of a stitched chapter with its text (and id, e.g. `Segment.segment_id`, and voice)."""
+    timed = timed_segments_from_samples(texts, chapter.starts, chapter.ends, chapter.sample_rate, ids)
+    if voices is None:
+        return timed
+    return [dataclasses.replace(segment, voice=voice) for segment, voice in zip(timed, voices, strict=True)]
 
 
 def timed_segments_from_samples(
@@ -141,7 +152,8 @@ def _spread(segment: TimedSegment, number: int, parts: Sequence[str]) -> list[Cu
         start = segment.start + span * done / total
         done += len(part)
         end = segment.end if index == len(parts) - 1 else segment.start + span * done / total
-        cues.append(Cue(start, end, part, segment.segment_id, number, index if len(parts) > 1 else None))
+        part_number = index if len(parts) > 1 else None
+        cues.append(Cue(start, end, part, segment.segment_id, number, part_number, segment.voice))
     return cues
 
 
@@ -173,6 +185,8 @@ def to_vtt(cues: Sequence[Cue]) -> str:
     for cue in cues:
         timing = f"{format_timestamp(cue.start, '.')} {ARROW} {format_timestamp(cue.end, '.')}"
         lines = ["".join(_VTT_ESCAPES.get(char, char) for char in line) for line in _cue_lines(cue.text)]
+        if cue.voice is not None:
+            lines[0] = f"<v {_vtt_voice(cue.voice)}>{lines[0]}"
         header = [cue.cue_id] if cue.cue_id else []
         blocks.append("\n".join([*header, timing, *lines]))
     return "\n\n".join(blocks) + "\n"
@@ -192,10 +206,16 @@ def manifest(segments: Sequence[TimedSegment], chapter_file: str, cues: Sequence
     for number, segment in enumerate(segments):
         entry: dict[str, Any] = {"id": segment.segment_id, "file": chapter_file}
         entry.update(_times(segment.start, segment.end, segment.text))
+        entry["voice"] = segment.voice
         if number in parts:
             entry["parts"] = parts[number]
         entries.append(entry)
     return {"version": MANIFEST_VERSION, "file": chapter_file, "segments": entries}
+
+
+def _vtt_voice(voice: str) -> str:
+    """A character's name as a WebVTT voice annotation, which ends at `>` and takes no markup."""
+    return "".join(_VTT_ESCAPES.get(char, char) for char in voice)
 
 
 def _times(start: float, end: float, text: str) -> dict[str, Any]:
@@ -207,7 +227,7 @@ def read_manifest(path: Path) -> list[TimedSegment]:
     try:
         document = json.loads(Path(path).read_text(encoding="utf-8"))
         return [
-            TimedSegment(entry["text"], float(entry["start"]), float(entry["end"]), entry.get("id"))
+            TimedSegment(entry["text"], float(entry["start"]), float(entry["end"]), entry.get("id"), entry.get("voice"))
             for entry in document["segments"]
         ]
     except (OSError, ValueError, KeyError, TypeError) as exc:

@@ -33,10 +33,13 @@ def _print(data: dict[str, Any]) -> None:
     console = Console()
     if data["flagged"]:
         table = Table(title="Flagged segments (the best attempt was kept)")
-        for column in ("id", "attempts", "failed checks", "text", "transcript"):
+        for column in ("id", "voice", "attempts", "failed checks", "text", "transcript"):
             table.add_column(column)
         for row in data["flagged"]:
-            table.add_row(row["id"], str(row["attempts"]), _failed_checks(row), row["text"], row["transcript"] or "")
+            voice = row["voice"] or "narrator"
+            table.add_row(
+                row["id"], voice, str(row["attempts"]), _failed_checks(row), row["text"], row["transcript"] or ""
+            )
         console.print(table)
     share = data["verify_time_share"]
     console.print(

@@ -82,6 +82,7 @@ def job_thresholds(store: JobStore) -> VerifyOptions:
 def _flagged_row(position: PlanRecord, verdict: Verdict | None, options: VerifyOptions) -> dict[str, Any]:
     return {
         "id": _segment_id(position),
+        "voice": position.voice,  # the character who speaks it; None: the narrator
         "text": position.text,
         "transcript": None if verdict is None else verdict.transcript,
         "failures": [] if verdict is None else list(verdict.failures),
