@@ -14,12 +14,13 @@ from llasa_cli.constants import CODES_PER_SECOND, CONTEXT_TOKENS, SAMPLE_RATE, S
 from llasa_cli.engine.protocols import VoicePrompt
 from llasa_cli.engine.sampling import segment_seed
 from llasa_cli.job.store import JobStore
-from llasa_cli.options import EngineOptions, SamplingOptions, StitchOptions
+from llasa_cli.options import EngineOptions, SamplingOptions, StitchOptions, VerifyOptions
 from llasa_cli.pipeline.events import ChapterHeld, ChapterWritten, JobFinished, NarratorFixed, RunStopped, SegmentDone
-from llasa_cli.pipeline.renderer import token_cap
+from llasa_cli.pipeline.renderer import PROMPT_TOKENS_METRIC, PROMPT_TOO_LONG, token_cap
 from llasa_cli.pipeline.run_context import RunContext
-from llasa_cli.pipeline.synthesizer import Synthesizer, choose_narrator_segment
+from llasa_cli.pipeline.synthesizer import Synthesizer, VerifierSetup, choose_narrator_segment
 from llasa_cli.text.plan import Chapter, Pause, Plan, Segment
+from llasa_cli.verify.signal_checks import EMPTY
 
 from .fakes import FakeCodec, FakeGenerator, integrity
 
@@ -431,3 +432,57 @@ def test_report_shows_the_stored_scores_against_their_thresholds(tmp_path: Path,
     assert main(["status", str(tmp_path), *work, "--json"]) == 0
     status = json.loads(capsys.readouterr().out)
     assert status["failed"] == len(report["flagged"]) == 1
+
+
+class CharPrompts(FakeGenerator):
+    """A fake LM whose prompt costs a token per character, so one very long word fills the context."""
+
+    def prompt_tokens(self, text: str, voice: VoicePrompt | None) -> int:
+        return len(text) + (len(voice.codes) if voice else 0)
+
+
+LONG_WORD = "a" * 20_000
+
+
+def key_of(store, text: str) -> str:
+    return next(k for k, v in store._conn.execute("SELECT key, text FROM positions") if v == text)
+
+
+def test_a_text_too_long_for_the_context_is_flagged_with_its_reason_without_verification(store):
+    """No codes fit after a 20,000-letter word's prompt: the segment is not silently 'done' but
+    flagged (exit 4 in the CLI) with the reason, and the rest of the book is spoken as usual."""
+    plan = make_plan([["The keeper climbed the stairs at dusk.", LONG_WORD, "He lit the lamp."]])
+    events, generator, _, _ = run(plan, store, generator=CharPrompts())
+    done = {e.segment.text: e for e in events if isinstance(e, SegmentDone)}
+    word = done[LONG_WORD]
+    assert word.codes == 0 and word.flagged and word.failures == (PROMPT_TOO_LONG,)
+    assert not any(e.flagged for text, e in done.items() if text != LONG_WORD)
+    finished = events[-1]
+    assert isinstance(finished, JobFinished) and finished.flagged == ("1.1",)
+    record = store.segment(key_of(store, LONG_WORD))
+    assert record.flagged and record.scores["failures"] == [PROMPT_TOO_LONG]
+    assert record.scores[PROMPT_TOKENS_METRIC] >= CONTEXT_TOKENS
+    assert all(r.max_new_tokens == 0 for r in generator.requests if r.text == LONG_WORD)
+
+
+def test_a_segment_that_gets_no_codes_is_flagged_empty_without_verification(store):
+    generator = FakeGenerator()
+    generator.enqueue(BOOK[0][1], [])  # the model ends it at once, though it had room
+    events, _, _, _ = run(make_plan(BOOK), store, voice=VoicePrompt(np.arange(5, dtype=np.int64), "Hi."),
+                          generator=generator)  # fmt: skip
+    done = next(e for e in events if isinstance(e, SegmentDone) and e.segment.text == BOOK[0][1])
+    assert done.codes == 0 and done.flagged and done.failures == (EMPTY,)
+    assert events[-1].flagged == ("1.1",)
+
+
+def test_verified_runs_name_the_prompt_too_long_and_do_not_retry_it(store):
+    generator = CharPrompts()
+    verifier = PrefersLongAudio(min_samples=1)
+    voice = VoicePrompt(codes=np.arange(10, dtype=np.int64), text="Hi.")
+    verification = VerifierSetup(VerifyOptions(retries=3), load=lambda reference: verifier)
+    synth = Synthesizer(generator, FakeCodec(), SamplingOptions(), EngineOptions(batch_size=4), verification)
+    plan = make_plan([["A line to speak.", LONG_WORD]])
+    events = list(synth.run(plan, RecordingSink(), RunContext(store=store, worker="w"), voice))
+    word = next(e for e in events if isinstance(e, SegmentDone) and e.segment.text == LONG_WORD)
+    assert word.flagged and word.failures == (PROMPT_TOO_LONG,) and word.attempts == 1
+    assert [r.text for r in generator.requests].count(LONG_WORD) == 1

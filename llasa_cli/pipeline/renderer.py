@@ -4,6 +4,11 @@ A `Renderer` holds what one run speaks with: the models, the sampling and engine
 once the narrator is known, the run's verifier and the search's scorers. `render_verified` gives
 each segment's kept attempt (`Outcome`): passing attempts first, then the best score. Rows are
 seeded from (run seed, text, attempt), so an attempt's codes do not depend on its batch.
+
+A segment that gets no codes at all was not spoken, whether or not the run verifies: its kept
+attempt fails with the reason (`_unspoken_verdict`), so the run flags it and exits 4 instead of
+writing a silent gap. The usual cause is a text (one 20,000-letter "word") whose prompt fills the
+model's whole context, leaving no room for a single code.
 """
 
 from __future__ import annotations
@@ -31,11 +36,16 @@ from ..options import EngineOptions, SamplingOptions, SearchOptions
 from ..search.scorers import Scorers
 from ..search.segment_search import search_segments
 from ..text.plan import Segment
+from ..verify.signal_checks import EMPTY
 from ..verify.verdict import SegmentVerifier, Verdict, VerifyItem, best_attempt
 
 # Every segment may emit at least this many codes (about a second), whatever its estimate,
 # so a very short text ("I.") is never cut off by the cap.
 MIN_TOKEN_CAP = CODES_PER_SECOND
+# Why a segment got no codes: its prompt (text, voice transcript and voice codes) left no room in
+# the model's context; otherwise the model ended it at once (EMPTY, as the signal checks name it).
+PROMPT_TOO_LONG = "prompt_too_long"
+PROMPT_TOKENS_METRIC = "prompt_tokens"
 
 
 def token_cap(est_seconds: float, prompt_tokens: int, headroom: float) -> int:
@@ -121,14 +131,20 @@ class Renderer:
         seeds, batched), keeping each row's best."""
         items = self.decode(generated or self.generate(segments, voice, bases))
         if self.verifier is None:
-            return [Outcome(item, None, 1, item.seconds, 0.0) for item in items]
-        history = [[(item, verdict)] for item, verdict in zip(items, self._verify(segments, items), strict=True)]
+            unspoken = [self._unspoken_verdict(s, voice, item) for s, item in zip(segments, items, strict=True)]
+            return [Outcome(item, verdict, 1, item.seconds, 0.0) for item, verdict in zip(items, unspoken, strict=True)]
+        history = [[(item, verdict)] for item, verdict in zip(items, self._verify(segments, voice, items), strict=True)]
         for retry in range(1, self.retries + 1):
-            failing = [n for n, tries in enumerate(history) if not tries[-1][1].passed]
+            # Another seed cannot make room in the context: those rows are not sampled again.
+            failing = [
+                n
+                for n, tries in enumerate(history)
+                if not tries[-1][1].passed and PROMPT_TOO_LONG not in tries[-1][1].failures
+            ]
             if not failing:
                 break
             again = self.render([segments[n] for n in failing], voice, [bases[n] + retry for n in failing])
-            verdicts = self._verify([segments[n] for n in failing], again)
+            verdicts = self._verify([segments[n] for n in failing], voice, again)
             for n, item, verdict in zip(failing, again, verdicts, strict=True):
                 history[n].append((item, verdict))
         return [_best(tries) for tries in history]
@@ -164,11 +180,26 @@ class Renderer:
             rendered.append(item)
         return rendered
 
-    def _verify(self, segments: Sequence[Segment], items: Sequence[Rendered]) -> list[Verdict]:
-        """Each item's verdict: asked of the verifier in one call, except those the search already has."""
+    def _unspoken_verdict(self, segment: Segment, voice: VoicePrompt | None, item: Rendered) -> Verdict | None:
+        """A failing verdict for an attempt with no codes (nothing of the text was spoken), naming
+        why; None when it has codes."""
+        if item.result.codes.size:
+            return None
+        prompt = self.generator.prompt_tokens(segment.text, voice)
+        reason = PROMPT_TOO_LONG if prompt >= CONTEXT_TOKENS else EMPTY
+        return Verdict(passed=False, score=0.0, metrics={PROMPT_TOKENS_METRIC: float(prompt)}, failures=(reason,))
+
+    def _verify(
+        self, segments: Sequence[Segment], voice: VoicePrompt | None, items: Sequence[Rendered]
+    ) -> list[Verdict]:
+        """Each item's verdict: asked of the verifier in one call, except those the search already has
+        and those with no codes (`_unspoken_verdict`)."""
         assert self.verifier is not None
-        todo = [n for n, item in enumerate(items) if item.verdict is None]
-        verdicts: list[Verdict | None] = [item.verdict for item in items]
+        verdicts: list[Verdict | None] = [
+            self._unspoken_verdict(segment, voice, item) or item.verdict
+            for segment, item in zip(segments, items, strict=True)
+        ]
+        todo = [n for n, verdict in enumerate(verdicts) if verdict is None]
         if todo:
             started = time.monotonic()
             asked = self.verifier.verify(
