@@ -21,3 +21,7 @@ CJK_CHARS_PER_SECOND = 4.5
 
 # Reference voice clips longer than this are cut at a pause so the prompt leaves room.
 MAX_VOICE_SECONDS = 15.0
+
+# A segment's text edited on the review page: room to reword a segment (about 180 characters at
+# the default length), not to paste in a paragraph the context could not hold.
+MAX_EDITED_TEXT_CHARS = 500

@@ -55,13 +55,14 @@ def _options(
 
 def _register_commands() -> None:
     # Each command in a module of its own; none of them imports the pipeline or torch at import time.
-    from . import check, job, report, split, synth, verify, voice
+    from . import check, job, report, review, split, synth, verify, voice
 
     split.register(app)
     synth.register(app)
     verify.register(app)
     job.register(app)
     report.register(app)
+    review.register(app)
     check.register(app)
     app.add_typer(voice.voice_app, name="voice")
 
