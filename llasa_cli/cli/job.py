@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
+from ..errors import InvalidOptionError
 from .common import EXIT_PARTIAL, OutdirArg, WorkDirOpt
 
 
@@ -74,13 +75,26 @@ def redo(
         list[str] | None, typer.Option("--segment", help="Segment id such as 3.12 (repeatable).")
     ] = None,
     chapter: Annotated[list[int] | None, typer.Option("--chapter", help="Chapter number (repeatable).")] = None,
+    queued: Annotated[
+        bool, typer.Option("--queued", help="The segments queued on the review page (llasa review --serve).")
+    ] = False,
     work_dir: WorkDirOpt = None,
 ) -> None:
     """Synthesise chosen segments or chapters again (with fresh seeds), then rebuild their chapters."""
     from ..pipeline import find_job_folder, prepare_redo
+    from ..pipeline.job_commands import prepare_queued_redo
     from .synth import OutputMode, execute
 
-    redo = prepare_redo(find_job_folder(outdir, work_dir), segment or [], chapter or [], outdir=outdir)
+    folder = find_job_folder(outdir, work_dir)
+    if queued and (segment or chapter):
+        raise InvalidOptionError("--queued redoes the review page's queue: give it no --segment or --chapter")
+    if queued:
+        redo = prepare_queued_redo(folder, outdir=outdir)
+        if not redo.segments:
+            typer.echo("nothing is queued for redo (queue segments with llasa review OUTDIR --serve)", err=True)
+            return
+    else:
+        redo = prepare_redo(folder, segment or [], chapter or [], outdir=outdir)
     typer.echo(f"redoing {len(redo.segments)} segment(s)", err=True)
     mode = OutputMode(json=False, quiet=False, interactive=sys.stderr.isatty())
     raise typer.Exit(execute(redo.request, mode, None, redo.manuscript))

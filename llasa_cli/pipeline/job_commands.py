@@ -16,6 +16,7 @@ from typing import Any
 
 from ..errors import InputNotFoundError, InvalidOptionError
 from ..job.keys import keys_for
+from ..job.review_state import apply_text_overrides
 from ..job.store import JobStore
 from ..text.manuscript import Manuscript
 from ..text.plan import Plan, Segment
@@ -25,6 +26,7 @@ from .events import BookWritten, ChapterHeld, ChapterWritten
 from .job_folder import RunLog, stored_request
 from .outputs import finish_outputs
 from .request import RunRequest
+from .review_actions import keep_previous_takes
 from .run import open_sink
 from .run_context import RunContext
 
@@ -124,25 +126,44 @@ class Redo:
 
 
 def prepare_redo(folder: Path, segment_ids: Sequence[str], chapters: Sequence[int], outdir: Path | None = None) -> Redo:
-    """Forget the chosen segments' results (they become pending as a new take, with fresh seeds);
-    run the returned request through `synthesize` to speak them again and rebuild their chapters
-    in `outdir` (default: the job's output folder, recorded relative to its job folder)."""
+    """Forget the chosen segments' results (they become pending as a new take, with fresh seeds;
+    the current takes are kept for `llasa review`); run the returned request through `synthesize`
+    to speak them again and rebuild their chapters in `outdir` (default: the job's output folder,
+    recorded relative to its job folder)."""
     if not segment_ids and not chapters:
-        raise InvalidOptionError("redo needs --segment ID or --chapter N")
+        raise InvalidOptionError("redo needs --segment ID, --chapter N or --queued")
     with JobStore.open(folder) as store:
         request, manuscript, plan, keys = _stored_job(store, outdir)
         chosen = _choose(plan, segment_ids, chapters)
+        keep_previous_takes(store, [(s.chapter, s.index) for s in chosen])
         store.reset([keys[s.segment_id] for s in chosen if s.segment_id in keys])
     if keys:  # the narrator is fixed: speak with the job's voice, not the clip it came from
         request = dataclasses.replace(request, voice=None, voice_text=None)
     return Redo(request, manuscript, plan, tuple(chosen))
 
 
+def prepare_queued_redo(folder: Path, outdir: Path | None = None) -> Redo:
+    """`prepare_redo` for the segments queued on the review page (`llasa review --serve`), emptying
+    the queue. A segment queued with edited text has a new key already (its text override), so it
+    is pending without a reset; the others become a new take. The current takes are kept to be
+    heard beside the new ones."""
+    with JobStore.open(folder) as store:
+        request, manuscript, plan, keys = _stored_job(store, outdir)
+        queued = {(q.chapter, q.index): q.key for q in store.redo_queue()}
+        chosen = [s for s in plan.segments if (s.chapter, s.index) in queued]
+        keep_previous_takes(store, list(queued))
+        store.reset([keys[s.segment_id] for s in chosen if keys.get(s.segment_id) == queued[(s.chapter, s.index)]])
+        store.dequeue(list(queued))
+    if keys:  # the narrator is fixed: speak with the job's voice, as prepare_redo does
+        request = dataclasses.replace(request, voice=None, voice_text=None)
+    return Redo(request, manuscript, plan, tuple(chosen))
+
+
 def _stored_job(store: JobStore, outdir: Path | None) -> tuple[RunRequest, Manuscript, Plan, dict[str, str]]:
-    """The job's last request (writing to `outdir`), its manuscript and plan, and its segment keys
-    (empty until the narrator is fixed: a key includes the voice)."""
+    """The job's last request (writing to `outdir`), its manuscript and plan (with the review's text
+    overrides), and its segment keys (empty until the narrator is fixed: a key includes the voice)."""
     request, manuscript = stored_request(store, outdir)
-    plan = build_plan(manuscript, request.text)
+    plan = apply_text_overrides(build_plan(manuscript, request.text), store.text_overrides())
     voice = store.load_voice()
     keys = {} if voice is None else keys_for(plan, request.engine, request.sampling, voice, request.search)
     return request, manuscript, plan, keys

@@ -32,6 +32,7 @@ from ..engine.protocols import CandidateGenerator, SpeechCodec, SpeechGenerator,
 from ..errors import LlasaError, first_line
 from ..job.keys import keys_for
 from ..job.records import PlanRow
+from ..job.review_state import apply_text_overrides
 from ..options import EngineOptions, SamplingOptions, SearchOptions, VerifyOptions
 from ..search.scorers import make_scorers
 from ..text.plan import Chapter, Plan, Segment
@@ -112,6 +113,8 @@ class Synthesizer:
     def run(
         self, plan: Plan, sink: ChapterSink, context: RunContext, voice: VoicePrompt | None = None
     ) -> Iterator[Event]:
+        # The job may say some lines otherwise: text edited on the review page (`llasa review`).
+        plan = apply_text_overrides(plan, context.store.text_overrides())
         with LeaseKeeper(context.store, context.worker, context.lease_seconds, context.log) as leases:
             voice = yield from self._narrator(plan, context, leases, voice)
             if voice is None:
