@@ -275,9 +275,9 @@ def measure(models: Models, count: int | None = None, sets: tuple[str, ...] = tu
 
     rows = []
     for set_name in sets:
-        sentences = SETS[set_name][: count or None]
+        sentences = SETS[set_name]
         for defect, make in DEFECTS.items():
-            items = [VerifyItem(*make(sentences, i)) for i in range(len(sentences))]
+            items = [VerifyItem(*make(sentences, i)) for i in range(count or len(sentences))]
             verdicts = fresh_verifier(models).verify(items)
             rows += [Row(set_name, defect, i, v) for i, v in enumerate(verdicts)]
     return rows
@@ -327,8 +327,9 @@ def format_matrix(rows: list[Row]) -> str:
 METRICS = ("similarity", "pace_ratio", "snr_db", "wer", "omitted_words", "repeated_words", "words_after_end")
 
 
-def format_metrics(rows: list[Row]) -> str:
-    """min..max of each metric per defect (all sets): where the thresholds sit between them."""
+def format_metrics(rows: list[Row], set_name: str | None = None) -> str:
+    """min..max of each metric per defect (of one set, or all): where the thresholds sit between them."""
+    rows = [row for row in rows if set_name is None or row.set_name == set_name]
     lines = ["| defect | " + " | ".join(METRICS) + " |", "|---|" + "---|" * len(METRICS)]
     for defect in DEFECTS:
         verdicts = [row.verdict for row in rows if row.defect == defect]
@@ -338,6 +339,16 @@ def format_metrics(rows: list[Row]) -> str:
             cells.append(f"{min(values):.2f}..{max(values):.2f}" if values else "-")
         lines.append(f"| {defect} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def format_false_positives(rows: list[Row]) -> str:
+    """Each clean clip that was flagged, with why and what was heard."""
+    lines = [
+        f"- {row.set_name} {row.index + 1}: {', '.join(row.verdict.failures)} (heard {row.verdict.transcript!r})"
+        for row in rows
+        if row.defect == CLEAN and not row.verdict.passed
+    ]
+    return "\n".join(lines) or "- none"
 
 
 def to_json(rows: list[Row]) -> list[dict]:
@@ -362,8 +373,10 @@ def main() -> int:
             print(json.dumps(record))
     else:
         print(format_matrix(rows))
-        print()
-        print(format_metrics(rows))
+        print("\nClean clips flagged:\n" + format_false_positives(rows))
+        for set_name in dict.fromkeys(row.set_name for row in rows):
+            print(f"\nMetrics, {set_name} set (min..max):\n")
+            print(format_metrics(rows, set_name))
     return 0
 
 

@@ -105,8 +105,9 @@ def test_each_kind_of_bad_segment_is_flagged_for_its_reason(fakes):
     assert {"empty", "too_quiet", "wer"} <= set(verdicts[3].failures)
     assert verdicts[3].transcript == ""
     assert verdicts[4].failures == ("hit_cap",)
-    # one ASR batch for the audible items (silence is not transcribed), one embedding batch + the reference
-    assert transcriber.calls == [(4, "en")]
+    # the reference once (for the narrator's pace), then one ASR batch for the audible items (silence
+    # is not transcribed); one embedding batch + the reference
+    assert transcriber.calls == [(1, "en"), (4, "en")]
     assert embedder.calls == [1, 5]
 
 
@@ -152,6 +153,8 @@ def test_pace_is_the_narrators_from_the_reference_transcript(fakes):
     assert dragged.failures == ("too_slow",)  # inside the fixed band (0.14 s per character), not the narrator's
     rows = {row.check: row for row in verdict_checks(dragged, VerifyOptions())}
     assert (rows["too_slow"].comparison, rows["too_slow"].limit, rows["too_fast"].limit) == ("<=", 1.5, 0.6667)
+    heard = CompositeVerifier(VerifyOptions(), transcriber, None, transcriber.say(reference, TEXT), "en")
+    assert heard.pace.seconds_per_char == pytest.approx(3.9 / 58)  # no text given: the reference is transcribed
 
 
 def test_without_a_reference_transcript_the_pace_is_learnt_from_passed_segments(fakes):
@@ -249,7 +252,7 @@ def test_chinese_uses_cer_and_its_limit(fakes):
     assert verdicts[1].failures == ("cer", "omission")
     assert verdicts[1].metrics["omitted_words"] == 5  # 10 characters: two count as a word
     assert "wer" not in verdicts[0].metrics
-    assert fakes[0].calls == [(2, "zh")]
+    assert fakes[0].calls == [(1, "zh"), (2, "zh")]  # the reference, then both clips
 
 
 def test_thresholds_are_the_options(fakes):

@@ -225,8 +225,6 @@ class _Checker:
             from ..verify.composite import CompositeVerifier
 
             audio, text = reference_voice(voice, self.codec, self.device) if voice else (None, None)
-            if audio is not None and text is None and self.transcriber is not None:
-                text = self.transcriber.transcribe([audio], self.lang)[0] or None
             self._verifiers[voice] = CompositeVerifier(
                 self.options, self.transcriber, self.embedder, audio, self.lang, reference_text=text
             )

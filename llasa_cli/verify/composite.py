@@ -5,8 +5,8 @@ A `CompositeVerifier` is a `SegmentVerifier` (verdict.py). `load_verifier_models
 the options ask for (a run does so before any synthesis, then builds its verifier once the
 narrator's audio is known); `load_verifier` does both at once for a clip that exists already.
 
-The narrator's pace (pace.py) starts from the reference clip when its transcript is given and is
-refined by every whole segment that passes; a verifier and its partial-speech form share it.
+The narrator's pace (pace.py) starts from the reference clip (its text, given or transcribed) and
+is refined by every whole segment that passes; a verifier and its partial-speech form share it.
 
 A verdict's score (higher is better, 0..1) is the default `ScoreWeights` mean of the parts that
 ran: 1 - min(WER or CER, 1), max(similarity, 0) and the share of rule checks passed (signal,
@@ -44,9 +44,9 @@ VERDICT_WEIGHTS = ScoreWeights()
 class CompositeVerifier:
     """Signal, pace and noise checks for every item, ASR batched over the items (skipping silent
     ones) with the alignment checks on its transcripts, and speaker similarity to the reference
-    clip when an embedder and a reference are given. `reference_text` (what the reference clip
-    says) gives the narrator's pace from the start; without it the pace is learnt from the
-    segments that pass."""
+    clip when an embedder and a reference are given. The reference clip's text (`reference_text`,
+    or else its transcript when ASR runs: one more clip to transcribe) gives the narrator's pace
+    from the start; the segments that pass refine it."""
 
     def __init__(
         self,
@@ -67,8 +67,11 @@ class CompositeVerifier:
         if self.embedder is not None and reference_audio is not None:
             self.reference = self.embedder.embed([reference_audio])[0]
         self.pace = NarratorPace(options.pace_factor)
-        if reference_audio is not None and reference_text:
-            self.pace.add(sc.silence_profile(reference_audio).voiced_s, reference_text)
+        if reference_audio is not None and options.check_pace:
+            if reference_text is None and self.transcriber is not None:
+                reference_text = self.transcriber.transcribe([reference_audio], lang)[0]
+            if reference_text:
+                self.pace.add(sc.silence_profile(reference_audio).voiced_s, reference_text)
 
     @classmethod
     def signal_only(cls, lang: str = "en") -> CompositeVerifier:
