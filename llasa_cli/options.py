@@ -436,3 +436,39 @@ class SearchOptions:
     def step_tokens(self) -> int:
         """S: tokens per beam step."""
         return max(1, round(self.beam_step_seconds * CODES_PER_SECOND))
+
+
+# --- where the work runs ------------------------------------------------------
+
+DEVICES_ALL = "all"  # --devices all: every CUDA GPU torch sees
+WORKER_DEVICE = re.compile(r"cpu|mps|cuda:\d+")
+RAY_AUTO = "auto"  # --ray auto: the running cluster (`ray start`), else a local one
+
+
+def parse_devices(text: str) -> tuple[str, ...]:
+    """`--devices` as typed: `all`, or a comma-separated list (`WorkerOptions` checks each)."""
+    return tuple(part.strip().lower() for part in text.split(",") if part.strip())
+
+
+@dataclass(frozen=True)
+class WorkerOptions:
+    """Where a run's work goes: this process (the default), one worker process per device of
+    this machine (`--devices`), or actors on a Ray cluster (`--ray`). Not part of the request a
+    job records: the same book is made alike wherever it runs."""
+
+    devices: tuple[str, ...] = ()
+    ray: str | None = None  # RAY_AUTO or a cluster address
+
+    def __post_init__(self) -> None:
+        _require(not (self.devices and self.ray is not None), "--devices and --ray cannot be combined")
+        _require(
+            self.devices == (DEVICES_ALL,) or all(WORKER_DEVICE.fullmatch(d) for d in self.devices),
+            f"--devices takes '{DEVICES_ALL}' or a comma-separated list of cpu, mps and cuda:N, "
+            f"not {','.join(self.devices)!r}",
+        )
+        _require(self.ray is None or bool(self.ray.strip()), f"--ray takes '{RAY_AUTO}' or a cluster address")
+
+    @property
+    def in_process(self) -> bool:
+        """Whether the run works in this process alone (no --devices, no --ray)."""
+        return not self.devices and self.ray is None
