@@ -10,7 +10,7 @@ import torch
 from llasa_cli.constants import CODEBOOK_SIZE, CONTEXT_TOKENS
 from llasa_cli.engine import devices, loading
 from llasa_cli.engine.devices import CPU_FALLBACK_NOTICE, pick_device, resolve_dtype
-from llasa_cli.engine.generator import END_INDEX, LlasaGenerator
+from llasa_cli.engine.generator import END_INDEX, LlasaGenerator, _left_pad
 from llasa_cli.engine.hub import resolve_spec
 from llasa_cli.engine.loading import load_generator, load_speech_models
 from llasa_cli.engine.protocols import GenerationRequest, VoicePrompt
@@ -151,14 +151,19 @@ def test_a_row_computes_the_same_bits_alone_and_in_any_batch(tiny_generator) -> 
 
 def test_the_row_wise_forward_computes_what_the_model_computes(tiny_generator) -> None:
     """Row tiling and row-wise attention change the rounding only: a padded batch's logits match the
-    model's own forward pass (SDPA, no padding) of each prompt."""
+    model's own forward pass (SDPA, no padding) of each prompt, and so does the model called
+    directly on the padded batch."""
     prompts = [tiny_generator.prompt_ids(text, voice) for text, voice in PROMPTS]
     allowed = torch.as_tensor(tiny_generator.vocab.allowed_ids)
+    ids, mask = _left_pad(prompts, tiny_generator._pad_id, tiny_generator.device)
     with torch.inference_mode():
         logits = tiny_generator.logits(tiny_generator.prefill(prompts))
+        # Other callers of the model (the benchmark's model.generate) still get SDPA with its masks.
+        other_caller = tiny_generator.model(input_ids=ids, attention_mask=mask).logits[:, -1, allowed]
         for row, prompt in enumerate(prompts):
             plain = tiny_generator.model(input_ids=torch.tensor([prompt])).logits[0, -1, allowed]
             assert torch.allclose(logits[row], plain, atol=1e-4), f"prompt {row}"
+            assert torch.allclose(other_caller[row], plain, atol=1e-4), f"prompt {row}, padded, without row_starts"
             assert not torch.equal(logits[row], torch.zeros_like(plain))
 
 

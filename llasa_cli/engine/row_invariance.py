@@ -132,8 +132,12 @@ def make_row_invariant(model: Any) -> None:
     `row_invariant_calls()`) and row-wise attention (for forward calls given `row_starts=`).
     Other calls compute as before: plain linear layers and SDPA."""
     from transformers import AttentionInterface
+    from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, AttentionMaskInterface
 
     AttentionInterface.register(ROW_WISE_ATTENTION, row_wise_attention)
+    # Callers without `row_starts` fall back to SDPA, which needs SDPA's padding and causal mask
+    # (transformers builds no mask for an attention function it has no mask function for).
+    AttentionMaskInterface.register(ROW_WISE_ATTENTION, ALL_MASK_ATTENTION_FUNCTIONS["sdpa"])
     for module in model.modules():
         if isinstance(module, torch.nn.Linear):
             module.forward = types.MethodType(_linear_forward, module)
