@@ -5,9 +5,10 @@ Per-row noise (`sampling`) is not enough: the noise only picks a point on each r
 distribution, and that distribution is computed from the LM's float logits. Two things made a
 row's logits differ in the last bits with what else was in the batch:
 
-- The BLAS picks its matrix-multiply kernel by the number of rows. On x86-64 (MKL / oneDNN) a row
-  multiplied in a call of 1, 2 or 3 rows, or in the short tail of a threaded call (5, 6, 7, 9...
-  rows), is summed in another order than a row of a call whose row count is a multiple of four.
+- The BLAS picks its matrix-multiply kernel by the number of rows. With torch's MKL (measured on
+  an x86-64 AMD EPYC) a row multiplied in a call of 1, 2 or 3 rows, or in the short tail of a
+  threaded call (5, 6, 7, 9... rows), is summed in another order than a row of a call whose row
+  count is a multiple of four.
   Decoding multiplies one row per live segment, so a batch of 1, 2 or 5 rounds differently.
 - Left padding moves a row's keys along the attention's reduction axis, which the kernel sums in
   blocks, so a padded row's attention rounds differently from the same row unpadded.
@@ -21,7 +22,8 @@ segments changed between batch sizes 1, 2 and 5 (after 4 to 701 codes).
 every linear layer (and the speech head, `tiled_linear`) multiplies a row count rounded up to a
 multiple of ROW_TILE (zero rows are appended and their results dropped), and attention runs row by
 row over each row's own unpadded keys (`row_wise_attention`, told where each row's real tokens
-start by `row_starts`). Outside it (e.g. the benchmark's `model.generate`) the model is unchanged.
+start by `row_starts`). Other callers of the model (the benchmark's `model.generate`) get plain
+linear layers and SDPA with its usual masks.
 Rounding the logits or sampling in float64 would not do: the hidden states already differ, and any
 rounding rule has boundaries that a 1e-5 difference can cross.
 
@@ -29,12 +31,12 @@ What holds: on the CPU, on one machine with the same torch, transformers and num
 row's logits are identical alone and in any batch, at any position, whichever rows leave the batch
 (tests/test_lm.py checks it; the thread count does change the rounding of some kernels). GPUs keep
 their batched kernels (a per-row attention loop would cost a kernel launch per row and layer, and
-cuBLAS's split reductions depend on the batch shape anyway), so there codes can differ between
-batch sizes; each is an equally valid sample.
+cuBLAS too picks its kernels by shape, which nothing here controls), so there codes can differ
+between batch sizes; each is an equally valid sample.
 
 The price: a decoding step with fewer than ROW_TILE live rows multiplies ROW_TILE rows. With the
-tiny test models (whose cost is the 65,537-wide speech head) batch 1 took 2.3x as long, batch 4
-about 10% and batch 8 about 5% longer.
+tiny test models (whose cost is the 65,537-wide speech head) batch 1 took about 2.5x as long,
+batch 4 about 10% and batch 8 about 5% longer.
 """
 
 from __future__ import annotations
