@@ -48,6 +48,15 @@ def pick_device(requested: str) -> tuple[str, str | None]:
     return requested, None
 
 
+def cuda_devices() -> list[str]:
+    """Every CUDA GPU torch sees, as `cuda:N` (for `--devices all`); DeviceUnavailableError when none."""
+    if not _cuda_available():
+        raise DeviceUnavailableError("--devices all was asked for, but torch sees no CUDA GPU")
+    import torch
+
+    return [f"cuda:{index}" for index in range(torch.cuda.device_count())]
+
+
 def resolve_dtype(dtype: str, device: str) -> torch.dtype:
     """auto: bfloat16 on CUDA, float32 on CPU and MPS."""
     import torch
