@@ -49,9 +49,9 @@ def pick_device(requested: str) -> tuple[str, str | None]:
 
 
 def cuda_devices() -> list[str]:
-    """Every CUDA GPU torch sees, as `cuda:N` (for `--devices all`); DeviceUnavailableError when none."""
+    """Every CUDA GPU torch sees, as `cuda:N` (for `--devices`); empty when it sees none."""
     if not _cuda_available():
-        raise DeviceUnavailableError("--devices all was asked for, but torch sees no CUDA GPU")
+        return []
     import torch
 
     return [f"cuda:{index}" for index in range(torch.cuda.device_count())]
