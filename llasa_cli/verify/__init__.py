@@ -1,9 +1,11 @@
 """Verification: does a synthesised segment say its text, in the narrator's voice, cleanly?
 
-`CompositeVerifier` (composite.py) runs the model-free signal checks (signal_checks.py), a Whisper
-transcript compared with the text (asr.py, textcompare.py) and speaker similarity to the narrator
-(speaker.py), and gives one `Verdict` per segment (verdict.py). Nothing here imports torch until a
-model is loaded.
+`CompositeVerifier` (composite.py) runs the model-free signal checks (signal_checks.py), the
+narrator's pace (pace.py), a blind noise estimate (noise.py), a Whisper transcript compared with
+the text (asr.py, textcompare.py) and aligned with it word by word (alignment.py: omissions, loops,
+babble), and speaker similarity to the narrator (speaker.py; the resemblyzer backend in
+resemblyzer_speaker.py), and gives one `Verdict` per segment (verdict.py). Nothing here imports
+torch until a model is loaded. docs/verification.md says how the thresholds were measured.
 """
 
 from .asr import Transcriber, load_transcriber, save_whisper_folder

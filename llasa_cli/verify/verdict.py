@@ -22,7 +22,8 @@ from . import alignment as al
 from . import noise, pace
 from . import signal_checks as sc
 
-# Names of the model-based checks, next to the signal checks' names (signal_checks.py).
+# Names of the model-based checks, next to those of the signal checks (signal_checks.py), the pace
+# (pace.py), the noise estimate (noise.py) and the transcript alignment (alignment.py).
 WER = "wer"
 CER = "cer"
 SPEAKER = "speaker"
