@@ -120,3 +120,12 @@ def test_an_unusable_clip_is_refused_up_front(voice_home: VoiceStore, tmp_path: 
     specs = cast_specs(["ben"], cast_from_data({"ben": "ben.wav"}, "cast.yaml", tmp_path))
     with pytest.raises(VoiceError, match="character 'ben': "):
         check_voice_specs(specs)
+
+
+def test_the_store_keeps_the_characters_voices_of_the_last_run(tmp_path: Path) -> None:
+    with JobStore.open(tmp_path) as store:
+        assert store.load_characters() == {}
+        store.save_characters({"anna": ANNA, "ben": BEN})
+        store.save_characters({"ben": BEN})  # a later run's cast replaces the earlier one
+        ((name, prompt),) = store.load_characters().items()
+        assert name == "ben" and np.array_equal(prompt.codes, BEN.codes) and prompt.text == BEN.text

@@ -236,6 +236,7 @@ def event_fields(event: Event) -> tuple[str, dict[str, Any]] | None:
             "id": s.segment_id,
             "chapter": s.chapter,
             "segment": s.index,
+            "voice": s.voice,
             "audio_seconds": round(event.audio_seconds, 3),
             "codes": event.codes,
             "hit_cap": event.hit_cap,

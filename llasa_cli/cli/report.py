@@ -33,12 +33,13 @@ def _print(data: dict[str, Any]) -> None:
     console = Console()
     if data["flagged"]:
         table = Table(title="Flagged segments (the best attempt was kept)")
-        for column in ("id", "voice", "attempts", "failed checks", "text", "transcript"):
+        cast = any(row["voice"] for row in data["flagged"])  # a book with characters says who spoke
+        for column in ("id", *(["voice"] if cast else []), "attempts", "failed checks", "text", "transcript"):
             table.add_column(column)
         for row in data["flagged"]:
-            voice = row["voice"] or "narrator"
+            voice = [row["voice"] or "narrator"] if cast else []
             table.add_row(
-                row["id"], voice, str(row["attempts"]), _failed_checks(row), row["text"], row["transcript"] or ""
+                row["id"], *voice, str(row["attempts"]), _failed_checks(row), row["text"], row["transcript"] or ""
             )
         console.print(table)
     share = data["verify_time_share"]

@@ -34,6 +34,7 @@ from .common import (
     PANEL_SAMPLING,
     PANEL_SEARCH,
     ChapterPatternOpt,
+    DialogueVoiceOpt,
     EncodingOpt,
     KeepFrontMatterOpt,
     LangOpt,
@@ -103,6 +104,7 @@ def synth(
     no_speak_titles: NoSpeakTitlesOpt = False,
     lexicon: LexiconOpt = None,
     max_segment_seconds: MaxSegOpt = DEFAULT_MAX_SEGMENT_SECONDS,
+    dialogue_voice: DialogueVoiceOpt = None,
     model: Annotated[
         str, _opt("--model", help="1b, 3b, 8b, a Hugging Face id or a local folder.", panel=PANEL_MODELS)
     ] = _DEFAULT_ENGINE.model,
@@ -136,6 +138,15 @@ def synth(
     voice: Annotated[
         str | None,
         _opt("--voice", help="Narrator: a clip (wav, flac, mp3...) or a stored voice name.", panel=PANEL_MODELS),
+    ] = None,
+    cast: Annotated[
+        Path | None,
+        _opt(
+            "--cast",
+            metavar="FILE",
+            help="YAML file of characters' voices (clips or stored names), over the front matter's cast.",
+            panel=PANEL_MODELS,
+        ),
     ] = None,
     voice_text: Annotated[
         str | None,
@@ -251,6 +262,7 @@ def synth(
         encoding=encoding,
         voice=voice,
         voice_text=voice_text,
+        cast=None if cast is None else str(cast.expanduser().resolve()),
         dry_run=dry_run,
         work_dir=work_dir,
         keep_front_matter=keep_front_matter,
@@ -260,7 +272,14 @@ def synth(
             if v is not None
         },
         text=build_text_options(
-            lang, no_normalize, no_chapters, chapter_pattern, no_speak_titles, lexicon, max_segment_seconds
+            lang,
+            no_normalize,
+            no_chapters,
+            chapter_pattern,
+            no_speak_titles,
+            lexicon,
+            max_segment_seconds,
+            dialogue_voice,
         ),
         sampling=SamplingOptions(
             temperature=temperature, top_p=top_p, top_k=top_k, repetition_penalty=repetition_penalty, seed=seed

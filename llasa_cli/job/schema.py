@@ -101,6 +101,12 @@ MIGRATIONS: list[tuple[Step, ...]] = [
     ),
     # v6: who speaks each position: a character of the cast, NULL for the narrator.
     ("ALTER TABLE positions ADD COLUMN voice TEXT",),
+    # v7: the characters' voices the last run spoke with (the narrator's is `voice`), so `redo` keys
+    # their segments as that run did.
+    (
+        """CREATE TABLE characters (
+            name TEXT PRIMARY KEY, codes BLOB NOT NULL, text TEXT NOT NULL, updated REAL NOT NULL)""",
+    ),
 ]
 
 

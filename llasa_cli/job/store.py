@@ -19,7 +19,7 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
@@ -235,6 +235,19 @@ class JobStore:
     def load_voice(self) -> VoicePrompt | None:
         row = self._row("SELECT codes, text FROM voice WHERE id = 1")
         return None if row is None else VoicePrompt(codes=decode_codes(row[0]), text=row[1])
+
+    @_db_op
+    def save_characters(self, voices: Mapping[str, VoicePrompt]) -> None:
+        """The characters' voices of this run, in place of the last run's."""
+        rows = [(name, encode_codes(voice.codes), voice.text, time.time()) for name, voice in voices.items()]
+        with self._tx() as db:
+            db.execute("DELETE FROM characters")
+            db.executemany("INSERT INTO characters VALUES (?, ?, ?, ?)", rows)
+
+    @_db_op
+    def load_characters(self) -> dict[str, VoicePrompt]:
+        rows = self._conn.execute("SELECT name, codes, text FROM characters ORDER BY name").fetchall()
+        return {name: VoicePrompt(codes=decode_codes(codes), text=text) for name, codes, text in rows}
 
     # --- plan ---
 

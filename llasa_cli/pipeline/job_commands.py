@@ -161,11 +161,18 @@ def prepare_queued_redo(folder: Path, outdir: Path | None = None) -> Redo:
 
 def _stored_job(store: JobStore, outdir: Path | None) -> tuple[RunRequest, Manuscript, Plan, dict[str, str]]:
     """The job's last request (writing to `outdir`), its manuscript and plan (with the review's text
-    overrides), and its segment keys (empty until the narrator is fixed: a key includes the voice)."""
+    overrides), and its segment keys (empty until the narrator is fixed: a key includes the voice;
+    the characters' segments are keyed with the voices the last run gave them)."""
     request, manuscript = stored_request(store, outdir)
     plan = apply_text_overrides(build_plan(manuscript, request.text), store.text_overrides())
     voice = store.load_voice()
-    keys = {} if voice is None else keys_for(plan, request.engine, request.sampling, voice, request.search)
+    if voice is None:
+        return request, manuscript, plan, {}
+    characters = store.load_characters()
+    # A character with no voice yet has had nothing spoken: no key of theirs to redo.
+    voiced = tuple(s for s in plan.segments if s.voice is None or s.voice in characters)
+    keyed = dataclasses.replace(plan, segments=voiced)
+    keys = keys_for(keyed, request.engine, request.sampling, voice, request.search, characters)
     return request, manuscript, plan, keys
 
 

@@ -23,11 +23,13 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from ..errors import InputNotFoundError, JobStoreError, OutputError
 from ..job.keys import manuscript_fingerprint
 from ..job.schema import DB_NAME
 from ..job.store import JobStore
+from ..text.cast import Cast, CastMember
 from ..text.manuscript import Manuscript
 from .request import STDOUT, RunRequest, book_metadata
 
@@ -71,6 +73,8 @@ def open_job(request: RunRequest, manuscript: Manuscript) -> Iterator[JobStore]:
                 "manuscript": manuscript.text,
                 "is_markdown": manuscript.is_markdown,
                 "front_matter": {k: v for k, v in manuscript.front_matter.items() if k != "cover"},
+                "markup": manuscript.markup,
+                "cast": None if manuscript.cast is None else _recorded_cast(manuscript.cast),
             },
             request.engine.model,
             request.engine.codec,
@@ -115,13 +119,21 @@ def stored_request(store: JobStore, outdir: Path | None = None) -> tuple[RunRequ
         raise JobStoreError(f"{store.path}: no synth run was recorded in this job")
     request = RunRequest.from_json(job.options["request"])
     relative = job.options.get("paths") == PATHS_JOB_RELATIVE
+    cast = job.options.get("cast")
     manuscript = Manuscript(
         name=request.source,
         text=job.options["manuscript"],
         is_markdown=job.options["is_markdown"],
         front_matter=job.options.get("front_matter", {}),
+        markup=job.options.get("markup", True),
+        cast=None if cast is None else Cast(tuple(CastMember(*member) for member in cast["members"]), cast["source"]),
     )
     return _placed(request, store.folder, outdir, relative), manuscript
+
+
+def _recorded_cast(cast: Cast) -> dict[str, Any]:
+    """The front matter's cast, which the recorded manuscript text no longer holds."""
+    return {"source": cast.source, "members": [[m.character, m.voice, m.text] for m in cast.members]}
 
 
 def _placed(request: RunRequest, folder: Path, outdir: Path | None, relative: bool) -> RunRequest:

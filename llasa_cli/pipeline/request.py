@@ -21,6 +21,7 @@ from ..options import (
     TextOptions,
     VerifyOptions,
 )
+from ..text.cast import Cast, read_cast
 from ..text.chapters import chapter_slug
 from ..text.manuscript import STDIN_SOURCE, Manuscript
 from ..text.metadata import BookMetadata, merge_metadata
@@ -38,6 +39,7 @@ class RunRequest:
     encoding: str | None = None
     voice: str | None = None  # a clip path or a stored voice name
     voice_text: str | None = None
+    cast: str | None = None  # a cast file (text/cast.py): characters' voices, over the front matter's
     dry_run: bool = False
     work_dir: str | None = None  # default: OUTPUT/.llasa; a temporary folder for "-" (no resume)
     keep_front_matter: bool = False  # EPUB: keep copyright pages, table of contents...
@@ -86,6 +88,12 @@ def check_request(request: RunRequest, json_events: bool) -> None:
         raise InvalidOptionError("-o - writes audio to standard output, so --json cannot share it")
     if request.output == STDOUT and request.stitch.format != "wav":
         raise InvalidOptionError(f"-o - streams WAV; --format {request.stitch.format} needs an output folder")
+
+
+def cast_of(request: RunRequest, manuscript: Manuscript | None) -> Cast:
+    """The book's cast: the manuscript's front matter's, with the `--cast` file's members over it."""
+    front = manuscript.cast if manuscript is not None and manuscript.cast is not None else Cast()
+    return front if request.cast is None else front.overlaid(read_cast(request.cast))
 
 
 def book_metadata(request: RunRequest, manuscript: Manuscript | None) -> BookMetadata:

@@ -3,13 +3,13 @@
 `synthesize` runs a whole request and yields its events; the CLI renders them, and `redo`
 runs through it too. The steps it takes are public for a library user who wants to hold on
 to loaded models between books: `check_models`, `load_plan`, `load_speech_models` (engine),
-`resolve_voice`, `open_sink`, `run_events`. Model imports happen only when models load.
+`voice_specs` (the cast), `resolve_voice`, `open_sink`, `run_events`. Model imports happen only when models load.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
@@ -23,9 +23,17 @@ from ..options import MODE_PLAIN, EngineOptions
 from ..text.manuscript import Manuscript, manuscript_from_text, read_manuscript
 from ..text.plan import Plan
 from ..text.planner import build_plan
+from ..voices.resolve import (
+    VoiceSpec,
+    cast_specs,
+    check_voice_specs,
+    needs_transcript,
+    resolve_characters,
+    resolve_spec,
+)
 from .events import Event
 from .job_folder import M4B_CHAPTERS, WORK_DIR_NAME, RunLog, new_worker_id, open_job, work_dir_of, worker_alive
-from .request import STDOUT, RunRequest, book_metadata, book_stem
+from .request import STDOUT, RunRequest, book_metadata, book_stem, cast_of
 from .run_context import RunContext
 from .synthesizer import SearchSetup, Synthesizer, VerifierSetup
 
@@ -45,10 +53,11 @@ def load_plan(request: RunRequest, manuscript: Manuscript | None = None) -> Plan
     return build_plan(manuscript or read_input(request), request.text)
 
 
-def check_models(request: RunRequest) -> None:
+def check_models(request: RunRequest, voices: Sequence[VoiceSpec] = ()) -> None:
     """Every model the run will load is on this machine, or the hub can be reached to download it;
     else one ModelNotFoundError naming every missing model and how to fetch it, in seconds (before
-    anything is loaded or created, so a first run offline leaves nothing behind)."""
+    anything is loaded or created, so a first run offline leaves nothing behind). `voices` are the
+    cast's (`voice_specs`): a clip among them without its text needs Whisper too."""
     from ..engine.devices import pick_device
     from ..engine.hub import require_available
     from ..engine.loading import speech_model_needs
@@ -59,7 +68,8 @@ def check_models(request: RunRequest) -> None:
     needs: list[ModelNeed | None] = [*speech_model_needs(request.engine)]
     if request.verify.enabled:
         needs += verifier_model_needs(request.verify, device)
-    if request.voice is not None and request.voice_text is None and Path(request.voice).expanduser().exists():
+    narrator = [] if request.voice is None else [VoiceSpec(None, request.voice, request.voice_text)]
+    if needs_transcript([*narrator, *voices]):
         needs.append(asr_need(request.verify.asr_model, device))  # voices.resolve transcribes the clip
     unique = {(need.what, need.name): need for need in needs if need is not None}
     require_available(list(unique.values()))
@@ -78,10 +88,27 @@ def engine_for(engine: EngineOptions, models: SpeechModels) -> EngineOptions:
     return dataclasses.replace(engine, batch_size=batch_size)
 
 
-def resolve_voice(request: RunRequest, models: SpeechModels, warn: Warn | None = None) -> VoicePrompt | None:
+def voice_specs(request: RunRequest, manuscript: Manuscript, plan: Plan, warn: Warn | None = None) -> list[VoiceSpec]:
+    """Who speaks with which voice (`--voice` or the cast's narrator, then each character of the
+    plan), every one checked now, before any model loads (`--voice` is checked as it resolves, as
+    ever): VoiceError naming the character whose voice cannot be used."""
+    specs = cast_specs(plan.voices, cast_of(request, manuscript), request.voice, request.voice_text)
+    check_voice_specs([s for s in specs if s.character is not None or request.voice is None], warn)
+    return specs
+
+
+def resolve_voice(
+    request: RunRequest, models: SpeechModels, warn: Warn | None = None, voices: Sequence[VoiceSpec] = ()
+) -> VoicePrompt | None:
+    """The narrator's prompt: `--voice`, else the cast's narrator among `voices`, else None (the
+    run fixes one itself)."""
     from ..voices.resolve import resolve_voice as resolve
 
-    return resolve(request.voice, request.voice_text, models.codec, request.verify.asr_model, models.device, warn=warn)
+    narrator = next((spec for spec in voices if spec.character is None), None)
+    if request.voice is not None or narrator is None:
+        codec, asr, device = models.codec, request.verify.asr_model, models.device
+        return resolve(request.voice, request.voice_text, codec, asr, device, warn=warn)
+    return resolve_spec(narrator, models.codec, request.verify.asr_model, models.device, warn=warn)
 
 
 def make_search(request: RunRequest, models: SpeechModels) -> SearchSetup | None:
@@ -130,6 +157,7 @@ def run_events(
     voice: VoicePrompt | None,
     sink: ChapterSink,
     context: RunContext,
+    characters: Mapping[str, VoicePrompt] | None = None,
 ) -> Iterator[Event]:
     synthesizer = Synthesizer(
         models.generator,
@@ -140,7 +168,7 @@ def run_events(
         make_search(request, models),
         device=models.device,
     )
-    yield from synthesizer.run(plan, sink, context, voice)
+    yield from synthesizer.run(plan, sink, context, voice, characters)
 
 
 def synthesize(
@@ -156,12 +184,15 @@ def synthesize(
     and the voice, and yield the run's events. `seconds_left` is the time budget's rest (None: no
     budget), which batches are sized to end within. `warn` hears what the user should know (a CPU
     fallback, a poor voice clip). What `synth` and `redo` both run."""
-    check_models(request)
+    voices = voice_specs(request, manuscript, plan, warn)
+    check_models(request, voices)
     with open_job(request, manuscript) as store:
         models = load_speech_models(request.engine, request.sampling)
         if models.notice:
             warn(models.notice)
-        voice = resolve_voice(request, models, warn=warn)
+        voice = resolve_voice(request, models, warn=warn, voices=voices)
+        codec, asr, device = models.codec, request.verify.asr_model, models.device
+        characters = resolve_characters(voices, codec, asr, device, warn=warn)
         context = RunContext(
             store=store,
             worker=new_worker_id(),
@@ -170,4 +201,4 @@ def synthesize(
             log=RunLog(work_dir_of(request)),
             worker_alive=worker_alive,
         )
-        yield from run_events(request, plan, models, voice, open_sink(request, manuscript), context)
+        yield from run_events(request, plan, models, voice, open_sink(request, manuscript), context, characters)

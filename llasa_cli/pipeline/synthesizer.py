@@ -15,12 +15,13 @@ while the batch runs (`leases.py`), so several runs on one job share the work in
 repeating it. With a time budget, a batch is sized to end within it from the pace measured so far
 (`budget.py`). Chapters are processed one after another (segments inside a chapter are batched,
 sorted by length) so the run holds one chapter's audio, not the book's (a stream or m4b sink
-gathers the chapters it is given until it closes).
+gathers the chapters it is given until it closes). A cast's characters share the batches with the
+narrator: each segment is spoken with, keyed by and verified against its own voice.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 
@@ -30,7 +31,7 @@ from ..audio.sinks import ChapterSink
 from ..constants import SAMPLE_RATE
 from ..engine.protocols import CandidateGenerator, SpeechCodec, SpeechGenerator, VoicePrompt
 from ..errors import LlasaError, first_line
-from ..job.keys import keys_for
+from ..job.keys import keys_for, voice_of
 from ..job.records import PlanRow
 from ..job.review_state import apply_text_overrides
 from ..options import EngineOptions, SamplingOptions, SearchOptions, VerifyOptions
@@ -44,7 +45,7 @@ from .chapter_writer import write_chapter
 from .events import Event, JobFinished, JobOpened, NarratorFixed, RunStopped, SegmentDone, Waiting
 from .leases import LeaseKeeper
 from .outputs import finish_outputs
-from .renderer import Generated, Outcome, Renderer, SearchRun
+from .renderer import Generated, Judges, Outcome, Renderer, SearchRun
 from .run_context import RunContext
 
 # The narrator's sample must leave room in the context for the segments that follow it.
@@ -80,7 +81,7 @@ class _Batch:
 
     keys: list[str]
     segments: list[Segment]
-    voice: VoicePrompt
+    voices: list[VoicePrompt]  # each segment's prompt: the narrator's or its character's
     bases: list[int]
     claimed_at: float
 
@@ -111,8 +112,15 @@ class Synthesizer:
         self.device = device  # where the models run ("cuda:0", "cpu"...): overlap pays on CUDA only
 
     def run(
-        self, plan: Plan, sink: ChapterSink, context: RunContext, voice: VoicePrompt | None = None
+        self,
+        plan: Plan,
+        sink: ChapterSink,
+        context: RunContext,
+        voice: VoicePrompt | None = None,
+        characters: Mapping[str, VoicePrompt] | None = None,
     ) -> Iterator[Event]:
+        """Speak `plan`: the narrator's segments with `voice` (None: one the job fixes), each
+        character's (`Segment.voice`) with its prompt in `characters`."""
         # The job may say some lines otherwise: text edited on the review page (`llasa review`).
         plan = apply_text_overrides(plan, context.store.text_overrides())
         with LeaseKeeper(context.store, context.worker, context.lease_seconds, context.log) as leases:
@@ -120,8 +128,10 @@ class Synthesizer:
             if voice is None:
                 return  # stopped while waiting for another run to fix the narrator
             search = self.search.options if self.search is not None else None
-            context.keys = keys_for(plan, self.engine, self.sampling, voice, search)
-            run = _Run(self, self._renderer(voice), context, leases, voice)
+            characters = dict(characters or {})
+            context.store.save_characters(characters)
+            context.keys = keys_for(plan, self.engine, self.sampling, voice, search, characters)
+            run = _Run(self, self._renderer(voice, characters), context, leases, voice, characters)
             context.store.sync_plan([PlanRow.from_segment(context.keys[s.segment_id], s) for s in plan.segments])
             opened = context.store.status()
             yield JobOpened(total=opened.total, done=opened.finished)
@@ -151,20 +161,25 @@ class Synthesizer:
             flagged = tuple(s.segment_id for s in plan.segments if context.keys[s.segment_id] in flagged_keys)
             yield JobFinished(total=finished_status.total, done=finished_status.finished, flagged=flagged)
 
-    def _renderer(self, voice: VoicePrompt) -> Renderer:
-        """What this run speaks with, now the narrator is known: its own verifier and scorers (the
-        narrator's audio is what the speaker check compares against)."""
+    def _renderer(self, narrator: VoicePrompt, characters: Mapping[str, VoicePrompt]) -> Renderer:
+        """What this run speaks with, now the voices are known: a verifier and scorers per voice (a
+        voice's audio is what the speaker check compares its segments against)."""
         if self.verification is None and self.search is None:
             return Renderer(self.generator, self.codec, self.sampling, self.engine)
-        reference = self.codec.decode([voice.codes])[0]
-        verifier = None if self.verification is None else self.verification.load(reference)
+        voices: dict[str | None, VoicePrompt] = {None: narrator, **characters}
+        judges = {name: self._judges(self.codec.decode([prompt.codes])[0]) for name, prompt in voices.items()}
         retries = 0 if self.verification is None else self.verification.options.retries
+        return Renderer(self.generator, self.codec, self.sampling, self.engine, judges, retries)
+
+    def _judges(self, reference: np.ndarray) -> Judges:
+        """The verifier and search of one voice, whose reference audio is `reference`."""
+        verifier = None if self.verification is None else self.verification.load(reference)
         search = None
         if self.search is not None:
             judge = verifier if verifier is not None else CompositeVerifier.signal_only(self.search.lang)
             scorers = make_scorers(self.codec, self.search.options.score_weights, judge)
             search = SearchRun(self.search.options, self.search.candidates, scorers)
-        return Renderer(self.generator, self.codec, self.sampling, self.engine, verifier, retries, search)
+        return Judges(verifier, search)
 
     @property
     def _strict(self) -> bool:
@@ -206,10 +221,10 @@ class Synthesizer:
         with the next seed, and keep the last try if none is clean. The segment itself
         is spoken again later with this voice as its prompt, like every other one.
         """
-        segment = choose_narrator_segment(plan.segments)
+        segment = choose_narrator_segment([s for s in plan.segments if s.voice is None] or plan.segments)
         renderer = Renderer(self.generator, self.codec, self.sampling, self.engine)
         for attempt in range(NARRATOR_ATTEMPTS):
-            item = renderer.render([segment], None, [attempt])[0]
+            item = renderer.render([segment], [None], [attempt])[0]
             if len(item.result.codes) and not item.result.hit_cap:
                 break
         return segment, VoicePrompt(codes=item.result.codes, text=segment.text)
@@ -219,13 +234,20 @@ class _Run:
     """One run's work through the chapters: claim a batch, speak it, record it."""
 
     def __init__(
-        self, synthesizer: Synthesizer, renderer: Renderer, context: RunContext, leases: LeaseKeeper, voice: VoicePrompt
+        self,
+        synthesizer: Synthesizer,
+        renderer: Renderer,
+        context: RunContext,
+        leases: LeaseKeeper,
+        voice: VoicePrompt,
+        characters: Mapping[str, VoicePrompt],
     ) -> None:
         self.synthesizer = synthesizer
         self.renderer = renderer
         self.context = context
         self.leases = leases
         self.voice = voice
+        self.characters = characters
         self.pacer = BatchPacer(context.seconds_left, context.clock)
 
     def stop_reason(self) -> str | None:
@@ -281,7 +303,9 @@ class _Run:
         takes = context.store.takes(claimed)
         context.log(f"start {' '.join(claimed)}")
         bases = [takes[k] * ATTEMPTS_PER_TAKE for k in claimed]
-        return _Batch(claimed, [by_key[k] for k in claimed], self.voice, bases, claimed_at)
+        segments = [by_key[k] for k in claimed]
+        voices = [voice_of(segment, self.voice, self.characters) for segment in segments]
+        return _Batch(claimed, segments, voices, bases, claimed_at)
 
     def _within_budget(self, claimed: list[str], by_key: dict[str, Segment]) -> list[str]:
         """The claimed keys the time budget leaves room for; the claims on the rest are given back."""
@@ -310,10 +334,10 @@ class _Run:
     def _runner(self) -> BatchRunner[_Batch, Generated, list[Outcome]]:
         """Overlap only plain sampling: search scores with the verifiers while it generates."""
         device_type = self.synthesizer.device.partition(":")[0]
-        overlap = self.renderer.search is None and overlap_wanted(self.synthesizer.engine.overlap, device_type)
+        overlap = not self.renderer.searches and overlap_wanted(self.synthesizer.engine.overlap, device_type)
         return BatchRunner(
-            lambda b: self.renderer.generate(b.segments, b.voice, b.bases),
-            lambda b, generated: self.renderer.render_verified(b.segments, b.voice, b.bases, generated),
+            lambda b: self.renderer.generate(b.segments, b.voices, b.bases),
+            lambda b, generated: self.renderer.render_verified(b.segments, b.voices, b.bases, generated),
             overlap=overlap,
             device_type=device_type,
         )

@@ -178,17 +178,23 @@ def resolve_characters(
     warn: Warn | None = None,
 ) -> dict[str, VoicePrompt]:
     """Character -> VoicePrompt for the characters' specs (the narrator's is left to `resolve_voice`)."""
-    prompts: dict[str, VoicePrompt] = {}
-    for spec in specs:
-        if spec.character is None:
-            continue
-        try:
-            prompt = resolve_voice(spec.spec, spec.text, codec, asr_model, device, warn=warn)
-        except VoiceError as exc:
-            raise _for(spec, exc) from exc
-        assert prompt is not None  # a spec always names a voice
-        prompts[spec.character] = prompt
-    return prompts
+    return {
+        spec.character: resolve_spec(spec, codec, asr_model, device, warn=warn)
+        for spec in specs
+        if spec.character is not None
+    }
+
+
+def resolve_spec(
+    spec: VoiceSpec, codec: SpeechCodec, asr_model: str | None, device: str, *, warn: Warn | None = None
+) -> VoicePrompt:
+    """One spec's prompt; its errors name whom the voice is for."""
+    try:
+        prompt = resolve_voice(spec.spec, spec.text, codec, asr_model, device, warn=warn)
+    except VoiceError as exc:
+        raise _for(spec, exc) from exc
+    assert prompt is not None  # a spec always names a voice
+    return prompt
 
 
 def _for(spec: VoiceSpec, exc: VoiceError) -> VoiceError:
