@@ -18,6 +18,7 @@ from llasa_cli.engine.protocols import GenerationRequest, GenerationResult, Voic
 from llasa_cli.job.store import JobStore
 from llasa_cli.options import EngineOptions, SamplingOptions, TextOptions, VerifyOptions
 from llasa_cli.pipeline.events import SegmentDone
+from llasa_cli.pipeline.report import verification_report
 from llasa_cli.pipeline.run_context import RunContext
 from llasa_cli.pipeline.synthesizer import Synthesizer, VerifierSetup
 from llasa_cli.text.manuscript import Manuscript
@@ -119,3 +120,7 @@ def test_segments_in_the_wrong_characters_voice_are_flagged_by_the_speaker_check
     assert all(e.flagged for e in done if e.segment.text in WRONG)
     assert not any(e.flagged for e in done if e.segment.text not in WRONG)
     assert any(len(set(batch)) == 3 for batch in generator.batches)  # three voices in one batch
+    flagged = verification_report(tmp_path / "job")["flagged"]  # the report names who should have spoken
+    assert {(row["voice"], row["text"]) for row in flagged} == {
+        (segment.voice, segment.text) for segment in plan.segments if segment.text in WRONG
+    }
