@@ -9,7 +9,12 @@ one token through the model) after a prompt of `--prompt-tokens`:
 - **static+compile**: the same with the model body under `torch.compile` (`reduce-overhead`,
   CUDA graphs, on CUDA; the default mode elsewhere). Compilation and warm-up are timed apart.
 
-It also checks that the three give the same greedy codes. Random weights, no download:
+It also checks that the caches compute the same thing: the static modes are fed the dynamic mode's
+codes (teacher forcing) and their logits must match its logits within float rounding
+(`LOGIT_TOLERANCE`, on a fixed slice of the vocabulary). Whether each mode would have drawn the same
+codes on its own is reported too, but not required: random weights put near-ties among 65,537 ids,
+where a last-bit difference from a longer masked key range picks the neighbouring id. Random
+weights, no download:
 
     HF_HUB_OFFLINE=1 python scripts/bench_decode_step.py --size 1b --device cuda --batch-sizes 1,16,64
 """
@@ -33,6 +38,9 @@ import numpy as np  # noqa: E402
 
 MODES = ("dynamic", "static", "static+compile")
 WARMUP_STEPS = 3
+COMPARED_LOGITS = 1024  # the vocabulary slice whose logits are compared between modes
+LOGIT_TOLERANCE = {"float32": 1e-3}  # others (bfloat16, float16): LOW_PRECISION_TOLERANCE
+LOW_PRECISION_TOLERANCE = 0.1
 
 
 def _prompts(generator: Any, rows: int, prompt_tokens: int) -> list[list[int]]:
@@ -75,15 +83,18 @@ class Stepper:
         self.next_position = positions[:, -1:] + 1
         self.written = self.width
 
-    def step(self, seeds: Sequence[int], index: int) -> Any:
+    def step(self, seeds: Sequence[int], index: int, forced: Any = None) -> tuple[Any, Any, Any]:
+        """One step: the code drawn, the code fed on (`forced` when given), and a slice of the logits."""
         from llasa_cli.engine.sampling import sample_next
 
-        choice = sample_next(self.g._head(self.hidden), self.g.sampling, seeds, index)
-        ids = self.g._allowed[choice].unsqueeze(-1)
+        logits = self.g._head(self.hidden)
+        choice = sample_next(logits, self.g.sampling, seeds, index)
+        fed = choice if forced is None else forced
+        ids = self.g._allowed[fed].unsqueeze(-1)
         self.hidden = self._run(self.body, ids, self.next_position, self.written)
         self.next_position = self.next_position + 1
         self.written += 1
-        return choice
+        return choice, fed, logits[:, :COMPARED_LOGITS].float().cpu()
 
     def _run(self, body: Any, ids: Any, positions: Any, start: int) -> Any:
         import torch
@@ -109,32 +120,38 @@ def _synchronize(device: Any) -> None:
         torch.cuda.synchronize(device)
 
 
-def time_mode(generator: Any, mode: str, rows: int, args: argparse.Namespace) -> dict[str, Any]:
-    """ms per step after warm-up, the warm-up's seconds, and the codes drawn (for the equality check)."""
+def time_mode(generator: Any, mode: str, rows: int, args: argparse.Namespace, forced: Any = None) -> dict[str, Any]:
+    """ms per step after warm-up, the warm-up's seconds, the codes drawn and fed, and logit slices.
+    With `forced` (a [rows, steps] tensor of codes), those codes are fed on instead of the drawn ones."""
     import torch
 
     prompts = _prompts(generator, rows, args.prompt_tokens)
     stepper = Stepper(generator, mode, max(len(p) for p in prompts) + WARMUP_STEPS + args.steps + 1)
     seeds = list(range(rows))
+
+    def steps(first: int, count: int) -> list[tuple[Any, Any, Any]]:
+        return [stepper.step(seeds, i, None if forced is None else forced[:, i]) for i in range(first, first + count)]
+
     with torch.inference_mode():
         stepper.prefill(prompts)
         began = time.perf_counter()
-        codes = [stepper.step(seeds, index) for index in range(WARMUP_STEPS)]
+        taken = steps(0, WARMUP_STEPS)
         _synchronize(generator.device)
         warmup = time.perf_counter() - began
         began = time.perf_counter()
-        codes += [stepper.step(seeds, WARMUP_STEPS + index) for index in range(args.steps)]
+        taken += steps(WARMUP_STEPS, args.steps)
         _synchronize(generator.device)
         seconds = time.perf_counter() - began
     ms = 1000 * seconds / args.steps
-    drawn = torch.stack(codes, dim=1).cpu().numpy()
     return {
         "mode": mode,
         "rows": rows,
         "ms_per_step": ms,
         "tokens_per_s": rows * 1000 / ms,
         "warmup_s": warmup,
-        "codes": drawn,
+        "codes": torch.stack([drawn for drawn, _, _ in taken], dim=1).cpu(),
+        "fed": torch.stack([fed for _, fed, _ in taken], dim=1),
+        "logits": torch.stack([logits for _, _, logits in taken], dim=1),
     }
 
 
@@ -158,11 +175,16 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
         torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as folder:
         generator = _load(Path(folder), args)
+    tolerance = LOGIT_TOLERANCE.get(str(generator.model.dtype).removeprefix("torch."), LOW_PRECISION_TOLERANCE)
     results = []
     for rows in args.batch_sizes:
-        by_mode = [time_mode(generator, mode, rows, args) for mode in args.modes]
+        reference = time_mode(generator, args.modes[0], rows, args)
+        by_mode = [reference] + [time_mode(generator, m, rows, args, reference["fed"]) for m in args.modes[1:]]
         for result in by_mode:
-            result["same_codes_as_dynamic"] = bool(np.array_equal(result["codes"], by_mode[0]["codes"]))
+            gap = float((result["logits"] - reference["logits"]).abs().max())
+            result["max_logit_gap"] = gap
+            result["same_logits"] = gap <= tolerance
+            result["same_codes_as_dynamic"] = bool(np.array_equal(result["codes"].numpy(), reference["codes"].numpy()))
         results.extend(by_mode)
     return results
 
@@ -187,11 +209,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def _print(results: list[dict[str, Any]], emit: Callable[[str], None] = print) -> None:
-    emit(f"{'mode':<16} {'rows':>5} {'ms/step':>9} {'tokens/s':>10} {'warm-up s':>10}  same codes")
+    emit(f"{'mode':<16} {'rows':>5} {'ms/step':>9} {'tokens/s':>10} {'warm-up s':>10} {'logit gap':>10}  same codes")
     for r in results:
         emit(
             f"{r['mode']:<16} {r['rows']:>5} {r['ms_per_step']:9.2f} {r['tokens_per_s']:10.1f} "
-            f"{r['warmup_s']:10.2f}  {r['same_codes_as_dynamic']}"
+            f"{r['warmup_s']:10.2f} {r['max_logit_gap']:10.2e}  {r['same_codes_as_dynamic']}"
         )
 
 
@@ -201,10 +223,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     results = run(args)
     if args.json:
-        print(json.dumps([{k: v for k, v in r.items() if k != "codes"} for r in results], indent=2))
+        arrays = ("codes", "fed", "logits")
+        print(json.dumps([{k: v for k, v in r.items() if k not in arrays} for r in results], indent=2))
     else:
         _print(results)
-    return 0 if all(r["same_codes_as_dynamic"] for r in results) else 1
+    return 0 if all(r["same_logits"] for r in results) else 1
 
 
 if __name__ == "__main__":
