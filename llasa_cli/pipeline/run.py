@@ -3,7 +3,8 @@
 `synthesize` runs a whole request and yields its events; the CLI renders them, and `redo`
 runs through it too. The steps it takes are public for a library user who wants to hold on
 to loaded models between books: `check_models`, `load_plan`, `load_speech_models` (engine),
-`voice_specs` (the cast), `resolve_voice`, `open_sink`, `run_events`. Model imports happen only when models load.
+`voice_specs` (the cast), `resolve_voice`, `open_sink`, `run_events`; `load_models` and `run_book`
+do it for many books with one set of models (library.py). Model imports happen only when models load.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING, BinaryIO, Protocol
 
 import numpy as np
 
@@ -19,6 +20,7 @@ from ..audio.sinks import ChapterSink
 from ..engine.loading import SpeechModels, load_speech_models
 from ..engine.protocols import VoicePrompt
 from ..errors import InvalidOptionError
+from ..job.store import JobStore
 from ..options import MODE_PLAIN, EngineOptions
 from ..text.manuscript import Manuscript, manuscript_from_text, read_manuscript
 from ..text.plan import Plan
@@ -150,6 +152,20 @@ def open_sink(request: RunRequest, manuscript: Manuscript | None = None, stdout:
     return FolderSink(Path(request.output), request.stitch, lang=request.text.lang)
 
 
+def make_synthesizer(request: RunRequest, models: SpeechModels) -> Synthesizer:
+    """The request's synthesizer over loaded models (its verifier's models load now); it holds
+    no state of a run, so one serves every book of a library."""
+    return Synthesizer(
+        models.generator,
+        models.codec,
+        request.sampling,
+        engine_for(request.engine, models),
+        make_verification(request, models.device),
+        make_search(request, models),
+        device=models.device,
+    )
+
+
 def run_events(
     request: RunRequest,
     plan: Plan,
@@ -159,16 +175,82 @@ def run_events(
     context: RunContext,
     characters: Mapping[str, VoicePrompt] | None = None,
 ) -> Iterator[Event]:
-    synthesizer = Synthesizer(
-        models.generator,
-        models.codec,
-        request.sampling,
-        engine_for(request.engine, models),
-        make_verification(request, models.device),
-        make_search(request, models),
-        device=models.device,
+    yield from make_synthesizer(request, models).run(plan, sink, context, voice, characters)
+
+
+class BookRunner(Protocol):
+    """What speaks a book into its job: a `Synthesizer`, or a driver of remote workers (dispatch.py)."""
+
+    def run(
+        self,
+        plan: Plan,
+        sink: ChapterSink,
+        context: RunContext,
+        voice: VoicePrompt | None = None,
+        characters: Mapping[str, VoicePrompt] | None = None,
+    ) -> Iterator[Event]: ...
+
+
+class LoadedModels:
+    """A run's models, loaded once for every book it works: the speech models (voices are
+    resolved with their codec) and the book runner over them, made when the first book starts
+    (after its voice is resolved, so a bad clip fails before the verifier's models load).
+    `close` releases what the loading started (a Ray cluster's actors)."""
+
+    def __init__(
+        self,
+        request: RunRequest,
+        models: SpeechModels,
+        runner: BookRunner | None = None,
+        close: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.request = request
+        self.models = models
+        self._runner = runner
+        self.close = close
+
+    @property
+    def runner(self) -> BookRunner:
+        if self._runner is None:
+            self._runner = make_synthesizer(self.request, self.models)
+        return self._runner
+
+
+def load_models(request: RunRequest, warn: Warn = lambda message: None) -> LoadedModels:
+    """The request's speech models on this machine; `warn` hears their notice (a CPU fallback)."""
+    models = load_speech_models(request.engine, request.sampling)
+    if models.notice:
+        warn(models.notice)
+    return LoadedModels(request, models)
+
+
+def run_book(
+    request: RunRequest,
+    manuscript: Manuscript,
+    plan: Plan,
+    loaded: LoadedModels,
+    voices: Sequence[VoiceSpec],
+    store: JobStore,
+    *,
+    stop_reason: Callable[[], str | None] = lambda: None,
+    seconds_left: Callable[[], float | None] = lambda: None,
+    warn: Warn = lambda message: None,
+) -> Iterator[Event]:
+    """One book into its open job with models already loaded: resolve its voices (`voices`, from
+    `voice_specs`), then yield the run's events."""
+    models = loaded.models
+    voice = resolve_voice(request, models, warn=warn, voices=voices)
+    codec, asr, device = models.codec, request.verify.asr_model, models.device
+    characters = resolve_characters(voices, codec, asr, device, warn=warn)
+    context = RunContext(
+        store=store,
+        worker=new_worker_id(),
+        stop_reason=stop_reason,
+        seconds_left=seconds_left,
+        log=RunLog(work_dir_of(request)),
+        worker_alive=worker_alive,
     )
-    yield from synthesizer.run(plan, sink, context, voice, characters)
+    yield from loaded.runner.run(plan, open_sink(request, manuscript), context, voice, characters)
 
 
 def synthesize(
@@ -187,18 +269,8 @@ def synthesize(
     voices = voice_specs(request, manuscript, plan, warn)
     check_models(request, voices)
     with open_job(request, manuscript) as store:
-        models = load_speech_models(request.engine, request.sampling)
-        if models.notice:
-            warn(models.notice)
-        voice = resolve_voice(request, models, warn=warn, voices=voices)
-        codec, asr, device = models.codec, request.verify.asr_model, models.device
-        characters = resolve_characters(voices, codec, asr, device, warn=warn)
-        context = RunContext(
-            store=store,
-            worker=new_worker_id(),
-            stop_reason=stop_reason,
-            seconds_left=seconds_left,
-            log=RunLog(work_dir_of(request)),
-            worker_alive=worker_alive,
-        )
-        yield from run_events(request, plan, models, voice, open_sink(request, manuscript), context, characters)
+        loaded = load_models(request, warn)
+        yield from run_book(
+            request, manuscript, plan, loaded, voices, store,
+            stop_reason=stop_reason, seconds_left=seconds_left, warn=warn,
+        )  # fmt: skip

@@ -124,14 +124,14 @@ class Synthesizer:
         # The job may say some lines otherwise: text edited on the review page (`llasa review`).
         plan = apply_text_overrides(plan, context.store.text_overrides())
         with LeaseKeeper(context.store, context.worker, context.lease_seconds, context.log) as leases:
-            voice = yield from self._narrator(plan, context, leases, voice)
+            voice = yield from job_narrator(plan, context, leases, voice, self.fix_narrator)
             if voice is None:
                 return  # stopped while waiting for another run to fix the narrator
             search = self.search.options if self.search is not None else None
             characters = dict(characters or {})
             context.store.save_characters(characters)
             context.keys = keys_for(plan, self.engine, self.sampling, voice, search, characters)
-            run = _Run(self, self._renderer(voice, characters), context, leases, voice, characters)
+            run = _Run(self, self.renderer_for(voice, characters), context, leases, voice, characters)
             context.store.sync_plan([PlanRow.from_segment(context.keys[s.segment_id], s) for s in plan.segments])
             opened = context.store.status()
             yield JobOpened(total=opened.total, done=opened.finished)
@@ -161,7 +161,7 @@ class Synthesizer:
             flagged = tuple(s.segment_id for s in plan.segments if context.keys[s.segment_id] in flagged_keys)
             yield JobFinished(total=finished_status.total, done=finished_status.finished, flagged=flagged)
 
-    def _renderer(self, narrator: VoicePrompt, characters: Mapping[str, VoicePrompt]) -> Renderer:
+    def renderer_for(self, narrator: VoicePrompt, characters: Mapping[str, VoicePrompt]) -> Renderer:
         """What this run speaks with, now the voices are known: a verifier and scorers per voice (a
         voice's audio is what the speaker check compares its segments against)."""
         if self.verification is None and self.search is None:
@@ -187,34 +187,7 @@ class Synthesizer:
 
     # --- the narrator -----------------------------------------------------------
 
-    def _narrator(
-        self, plan: Plan, context: RunContext, leases: LeaseKeeper, voice: VoicePrompt | None
-    ) -> Iterator[Event]:
-        """The job's one voice: the given one, the one a previous run fixed, or a new one."""
-        store = context.store
-        if voice is not None:
-            store.save_voice(voice)
-            return voice
-        while (stored := store.load_voice()) is None:
-            if _claim(context, [NARRATOR_KEY], 1):
-                leases.hold([NARRATOR_KEY])
-                segment, fixed = self._fix_narrator(plan)
-                store.save_voice(fixed)
-                store.record_done(
-                    NARRATOR_KEY, fixed.codes, attempts=1, scores={}, timings={}, hit_cap=False, worker=context.worker
-                )
-                leases.release([NARRATOR_KEY])
-                context.log(f"narrator fixed from segment {segment.segment_id}")
-                yield NarratorFixed(segment, fixed)
-                return fixed
-            if (reason := context.stop_reason()) is not None:
-                yield RunStopped(reason)
-                return None
-            yield Waiting(())
-            context.sleep(context.poll_seconds)
-        return stored
-
-    def _fix_narrator(self, plan: Plan) -> tuple[Segment, VoicePrompt]:
+    def fix_narrator(self, plan: Plan) -> tuple[Segment, VoicePrompt]:
         """Speak one segment without a voice; its speech becomes the book's narrator.
 
         A sample that ran into its cap or came out empty is a poor voice: try again
@@ -296,7 +269,7 @@ class _Run:
         if not pending or self.stop_reason() is not None:
             return None
         claimed_at = context.clock()
-        claimed = self._within_budget(_claim(context, pending, self.synthesizer.engine.batch_size), by_key)
+        claimed = self._within_budget(claim_keys(context, pending, self.synthesizer.engine.batch_size), by_key)
         if not claimed:
             return None
         self.leases.hold(claimed)
@@ -329,7 +302,7 @@ class _Run:
             if self._record(key, outcome):
                 fresh[key] = outcome.item.audio
             self.leases.release([key])
-            yield _done(segment, outcome)
+            yield segment_done(segment, outcome)
 
     def _runner(self) -> BatchRunner[_Batch, Generated, list[Outcome]]:
         """Overlap only plain sampling: search scores with the verifiers while it generates."""
@@ -374,7 +347,41 @@ class _Run:
             pass
 
 
-def _claim(context: RunContext, keys: list[str], limit: int) -> list[str]:
+def job_narrator(
+    plan: Plan,
+    context: RunContext,
+    leases: LeaseKeeper,
+    voice: VoicePrompt | None,
+    fix: Callable[[Plan], tuple[Segment, VoicePrompt]],
+) -> Iterator[Event]:
+    """The job's one voice: the given one, the one a previous run fixed, or a new one (`fix`
+    speaks it) fixed by the run that claims the narrator; the others wait for it. None when the
+    run stops while waiting."""
+    store = context.store
+    if voice is not None:
+        store.save_voice(voice)
+        return voice
+    while (stored := store.load_voice()) is None:
+        if claim_keys(context, [NARRATOR_KEY], 1):
+            leases.hold([NARRATOR_KEY])
+            segment, fixed = fix(plan)
+            store.save_voice(fixed)
+            store.record_done(
+                NARRATOR_KEY, fixed.codes, attempts=1, scores={}, timings={}, hit_cap=False, worker=context.worker
+            )
+            leases.release([NARRATOR_KEY])
+            context.log(f"narrator fixed from segment {segment.segment_id}")
+            yield NarratorFixed(segment, fixed)
+            return fixed
+        if (reason := context.stop_reason()) is not None:
+            yield RunStopped(reason)
+            return None
+        yield Waiting(())
+        context.sleep(context.poll_seconds)
+    return stored
+
+
+def claim_keys(context: RunContext, keys: list[str], limit: int) -> list[str]:
     """Claim up to `limit` keys, first freeing those whose holder has died."""
     claimed = context.store.claim(keys, context.worker, context.lease_seconds, limit=limit)
     if claimed:
@@ -408,7 +415,7 @@ def choose_narrator_segment(segments: Sequence[Segment]) -> Segment:
     return max(fitting, key=lambda s: s.est_seconds) if fitting else spoken[0]
 
 
-def _done(segment: Segment, outcome: Outcome) -> SegmentDone:
+def segment_done(segment: Segment, outcome: Outcome) -> SegmentDone:
     item, verdict = outcome.item, outcome.verdict
     return SegmentDone(
         segment=segment,
