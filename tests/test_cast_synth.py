@@ -6,6 +6,7 @@ regenerates that character's segments and nothing else."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -78,6 +79,10 @@ def test_a_cast_speaks_each_segment_in_its_own_voice_and_rekeys_only_a_recast_ch
     assert len(set(same_words)) == 3  # "Yes." by anna, by ben and by the narrator: three keys
     manifest = json.loads((tmp_path / "out" / "01-night.json").read_text())
     assert [(e["id"], e["voice"]) for e in manifest["segments"]] == [(sid, voice) for sid, voice, _ in EXPECTED]
+    ok(llasa("review", tmp_path / "out"))
+    page = (tmp_path / "out" / "review.html").read_text()
+    data = json.loads(re.search(r'<script id="review-data" type="application/json">(.*?)</script>', page, re.S)[1])
+    assert sorted((s["id"], s["voice"]) for s in data["segments"]) == [(sid, voice) for sid, voice, _ in EXPECTED]
 
     cast.write_text("ben: ben-voice\nanna: anna-new\n")  # the cast file's anna wins over the front matter's
     again = synth(book, tiny_models, "--cast", cast)

@@ -187,6 +187,7 @@ def _segment(
         "ch": position.chapter,
         "i": position.index,
         "text": position.text,
+        "voice": position.voice,  # the character who speaks it; None: the narrator
         "orig": override.original if override is not None and override.text == position.text else None,
         "cat": _category(position, acceptance),
         "queued": where in facts.queued,

@@ -79,7 +79,7 @@
     node.className = `segment ${s.cat}`;
     q(".sid").textContent = s.id;
     q(".sid").href = `#seg-${s.id}`;
-    q(".where").textContent = chapterTitle(s.ch);
+    q(".where").textContent = s.voice ? `${chapterTitle(s.ch)} · spoken by ${s.voice}` : chapterTitle(s.ch);
     q(".badges").replaceChildren(...badges(s));
     words(q(".text"), q(".heard"), s);
     q(".heard-row").hidden = s.heard == null;
