@@ -174,13 +174,18 @@ class HumanReporter:
         if not summary:
             return
         s = self.tally.summary()
-        line = f"{s['status']}: {s['segments_done']}/{s['segments_total']} segments, " + _work_done(s)
-        if s["segments_flagged"]:
-            line += f"; {len(s['segments_flagged'])} flagged segment(s), see `llasa report`"
-        elif s["segments_suspect"]:
-            line += f"; {len(s['segments_suspect'])} segment(s) need a listen: {', '.join(s['segments_suspect'])}"
         if not self.quiet or s["status"] != "complete":
-            self.console.print(line, markup=False)
+            self.console.print(summary_line(s), markup=False)
+
+
+def summary_line(s: dict[str, Any]) -> str:
+    """A run's one-line summary from its tally's `summary()`."""
+    line = f"{s['status']}: {s['segments_done']}/{s['segments_total']} segments, " + _work_done(s)
+    if s["segments_flagged"]:
+        line += f"; {len(s['segments_flagged'])} flagged segment(s), see `llasa report`"
+    elif s["segments_suspect"]:
+        line += f"; {len(s['segments_suspect'])} segment(s) need a listen: {', '.join(s['segments_suspect'])}"
+    return line
 
 
 def _work_done(s: dict[str, Any]) -> str:

@@ -21,7 +21,9 @@ from ..options import (
     SearchOptions,
     StitchOptions,
     VerifyOptions,
+    WorkerOptions,
     parse_batch_size,
+    parse_devices,
 )
 from .common import (
     EXIT_FLAGGED,
@@ -91,8 +93,14 @@ def _opt(*names: str, help: str, panel: str, **kwargs: Any) -> Any:
 
 
 def synth(
-    file: Annotated[
-        str | None, typer.Argument(help="Manuscript (.txt, .md or .epub), or - for standard input.")
+    files: Annotated[
+        list[str] | None,
+        typer.Argument(
+            metavar="FILE",
+            help="Manuscript (.txt, .md or .epub), or - for standard input. Several files, a folder or a "
+            "quoted glob make a library: one book per manuscript in OUTPUT/<book-slug>/.",
+            show_default=False,
+        ),
     ] = None,
     text: Annotated[str | None, _opt("--text", help="Speak this line instead of a file.", panel=PANEL_INPUT)] = None,
     keep_front_matter: KeepFrontMatterOpt = False,
@@ -243,6 +251,24 @@ def synth(
     work_dir: Annotated[
         str | None, _opt("--work-dir", help="Job folder for resuming (default: OUTPUT/.llasa).", panel=PANEL_JOB)
     ] = None,
+    devices: Annotated[
+        str | None,
+        _opt(
+            "--devices",
+            metavar="<list|all>",
+            help="One worker process per device, e.g. cuda:0,cuda:1 (or all GPUs), sharing the job.",
+            panel=PANEL_MODELS,
+        ),
+    ] = None,
+    ray: Annotated[
+        str | None,
+        _opt(
+            "--ray",
+            metavar="<auto|ADDRESS>",
+            help="Speak on a Ray cluster, one actor per GPU; the job stays here (pip install 'llasa-cli\\[ray]').",
+            panel=PANEL_MODELS,
+        ),
+    ] = None,
     max_minutes: Annotated[
         float | None,
         _opt("--max-minutes", help="Stop cleanly after this long; rerun to continue.", panel=PANEL_JOB),
@@ -252,13 +278,17 @@ def synth(
         bool, _opt("--quiet", "-q", help="Only warnings, errors and a partial summary.", panel=PANEL_JOB)
     ] = False,
 ) -> None:
-    """Synthesise a manuscript into one audio file per chapter."""
-    from ..pipeline import RunRequest
+    """Synthesise a manuscript into one audio file per chapter (or a library: one folder per book)."""
+    from ..pipeline import INLINE_SOURCE, RunRequest, is_library
+
+    library = files if files and is_library(files) else None
+    file = files[0] if files and library is None else None
+    placement = WorkerOptions(devices=parse_devices(devices) if devices is not None else (), ray=ray)
 
     request = RunRequest(
-        source=_source(file, text),
+        source=_source(file, text) if library is None else INLINE_SOURCE,
         inline_text=text,
-        output=output or _default_output(file, text),
+        output=output or _default_output(file, text) if library is None else output or "",
         encoding=encoding,
         voice=voice,
         voice_text=voice_text,
@@ -327,7 +357,11 @@ def synth(
         ),
     )
     mode = OutputMode(json=as_json, quiet=quiet, interactive=sys.stderr.isatty())
-    raise typer.Exit(execute(request, mode, max_minutes))
+    if library is not None:
+        raise typer.Exit(execute_library(request, library, mode, max_minutes, placement))
+    if placement.in_process or dry_run:
+        raise typer.Exit(execute(request, mode, max_minutes))
+    raise typer.Exit(execute_placed(request, mode, max_minutes, placement))
 
 
 def execute(
@@ -373,6 +407,38 @@ def execute(
     if summary["status"] == "partial":
         return EXIT_PARTIAL
     return EXIT_FLAGGED if summary["segments_flagged"] or summary["chapters_held"] else EXIT_OK
+
+
+def execute_library(
+    template: RunRequest, specs: list[str], output_mode: OutputMode, max_minutes: float | None,
+    placement: WorkerOptions,
+) -> int:
+    """A library: each manuscript the arguments name, as `template` asks, into OUTPUT/<book-slug>/."""
+    from ..pipeline import check_placement, check_request, library_books, load_plan, read_input
+    from .library_view import execute_books
+    from .plan_view import print_plan
+
+    check_request(template, output_mode.json)
+    books = library_books(template, specs)
+    check_placement(template, placement)
+    if template.dry_run:
+        for book in books:
+            print(f"== {book.slug} ({book.source} -> {book.output})")
+            print_plan(load_plan(book.request, read_input(book.request)))
+        return EXIT_OK
+    return execute_books(books, output_mode, max_minutes, placement, single=False)
+
+
+def execute_placed(
+    request: RunRequest, output_mode: OutputMode, max_minutes: float | None, placement: WorkerOptions
+) -> int:
+    """One book worked by several workers (--devices, --ray), shown as a plain run of it."""
+    from ..pipeline import Book, check_placement, check_request
+    from .library_view import execute_books
+
+    check_request(request, output_mode.json)
+    check_placement(request, placement)
+    return execute_books([Book.of(request)], output_mode, max_minutes, placement, single=True)
 
 
 def _source(file: str | None, text: str | None) -> str:

@@ -6,7 +6,9 @@ segments a batch at a time (leases.py), speaks them (renderer.py: generate or se
 verify, retry), records them in the job store, and writes each finished chapter
 (chapter_writer.py) to its sink. The rest serve the commands that work on a job folder
 (job_folder.py, job_commands.py, report.py), on existing audio (checks.py) and on stored voices
-(voice_library.py); stop.py turns Ctrl-C into a clean stop.
+(voice_library.py); stop.py turns Ctrl-C into a clean stop. Many books and many devices:
+library.py works a library of manuscripts with one set of models, workers.py one process per
+device, dispatch.py with ray_workers.py a Ray cluster; placement.py picks one.
 """
 
 from .batch_runner import BatchRunner
@@ -26,6 +28,8 @@ from .events import (
 from .job_commands import Redo, StitchResult, job_status, prepare_redo, stitch_job
 from .job_folder import LOG_NAME, WORK_DIR_NAME, find_job_folder, open_job, stored_request
 from .leases import LeaseKeeper
+from .library import Book, BookEnded, BookFailed, BookSkipped, BookStarted, is_library, library_books
+from .placement import check_placement, synthesize_books
 from .renderer import Renderer
 from .report import verification_report
 from .request import INLINE_SOURCE, STDOUT, RunRequest, check_request
@@ -41,6 +45,11 @@ __all__ = [
     "STDOUT",
     "WORK_DIR_NAME",
     "BatchRunner",
+    "Book",
+    "BookEnded",
+    "BookFailed",
+    "BookSkipped",
+    "BookStarted",
     "BookWritten",
     "ChapterHeld",
     "ChapterWritten",
@@ -65,10 +74,13 @@ __all__ = [
     "add_voice",
     "check_audio_files",
     "check_models",
+    "check_placement",
     "check_request",
     "choose_narrator_segment",
     "find_job_folder",
+    "is_library",
     "job_status",
+    "library_books",
     "list_voices",
     "load_plan",
     "open_job",
@@ -81,6 +93,7 @@ __all__ = [
     "stitch_job",
     "stored_request",
     "synthesize",
+    "synthesize_books",
     "verification_report",
     "verify_clip",
 ]
