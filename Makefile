@@ -22,7 +22,7 @@ tiny-models:
 	$(PYTHON) scripts/make_tiny_models.py tiny-models
 
 demo: tiny-models
-	HF_HUB_OFFLINE=1 llasa synth sample_texts/the_lighthouse.txt -o demo-out \
+	HF_HUB_OFFLINE=1 llasa synth sample_texts/postcard.txt -o demo-out \
 		--model tiny-models/llasa --codec tiny-models/xcodec2 --no-verify
 
 clean:
