@@ -245,9 +245,8 @@ def _input_files(request: RunRequest, manuscript: Manuscript) -> list[Path]:
     if request.voice is not None:
         clip = Path(request.voice).expanduser()
         files.append(clip if clip.exists() else _stored_voice_path(request.voice))
-    cast = getattr(request, "cast", None)
-    if cast is not None:
-        files.append(Path(cast))
+    if request.cast is not None:
+        files.append(Path(request.cast))
     cover = book_metadata(request, manuscript).cover
     if cover is not None:
         files.append(Path(cover))
