@@ -157,12 +157,8 @@ def _pin_device(spec: _WorkerSpec) -> str:
 
 
 def _on_device(book: Book, kind: str) -> Book:
-    request = book.request
-    return dataclasses.replace(book, request=dataclasses.replace(request, engine=_engine_on(request.engine, kind)))
-
-
-def _engine_on(engine: Any, kind: str) -> Any:
-    return dataclasses.replace(engine, device=kind)
+    engine = dataclasses.replace(book.request.engine, device=kind)
+    return dataclasses.replace(book, request=dataclasses.replace(book.request, engine=engine))
 
 
 def _main_reason(stop: Any) -> str | None:
@@ -408,7 +404,8 @@ class _Merger:
                     self.warn(f"a worker stopped on {book.slug}: {error}")
             yield BookEnded(book, merge.errors[0] if merge.errors and merge.finished is None else None)
         elif merge.skipped is not None:
-            yield merge.skipped
+            reason = merge.skipped.reason if merge.skipped.up_to_date else self.main_reason() or merge.skipped.reason
+            yield dataclasses.replace(merge.skipped, reason=reason)
         elif merge.failed is not None:
             yield merge.failed
         else:
