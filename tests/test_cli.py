@@ -216,3 +216,13 @@ def test_short_and_long_help_print_usage_and_exit_0(args):
 def test_bare_llasa_prints_the_command_list_on_stdout():
     result = subprocess.run([installed_llasa()], capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert "synth" in result.stdout and "Usage: llasa" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("flag", "value"),
+    [("--pace-factor", "0.5"), ("--min-snr", "500"), ("--max-omitted-words", "-1"), ("--max-words-after-end", "-3")],
+)
+def test_synth_takes_the_verify_thresholds_and_validates_them(capsys, flag, value):
+    """The checks `llasa verify` tunes run inside synth too, so synth takes the same flags."""
+    assert main(["synth", str(SAMPLE), "--dry-run", flag, value]) == errors.InvalidOptionError.exit_code
+    assert flag in capsys.readouterr().err
