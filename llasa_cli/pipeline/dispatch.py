@@ -148,6 +148,7 @@ class Dispatcher:
             if voice is None:
                 return
             characters = dict(characters or {})
+            context.store.save_characters(characters)  # for `redo`'s keys, as Synthesizer.run keeps them
             context.keys = keys_for(plan, self.engine, self.sampling, voice, self.search, characters)
             context.store.sync_plan([PlanRow.from_segment(context.keys[s.segment_id], s) for s in plan.segments])
             opened = context.store.status()
