@@ -438,6 +438,55 @@ class SearchOptions:
         return max(1, round(self.beam_step_seconds * CODES_PER_SECOND))
 
 
+# --- the scaling study (llasa scaling) -------------------------------------------------
+
+SCALING_MODES = {"beam": (MODE_BEAM,), "best-of": (MODE_BEST_OF,), "both": (MODE_BEAM, MODE_BEST_OF)}
+DEFAULT_SCALING_SAMPLE = 20
+MAX_SCALING_SAMPLE = 1_000
+DEFAULT_SCALING_WIDTHS = (1, 2, 4, 8)
+# A setting whose mean score is within this of the best counts as good as the best.
+DEFAULT_SCALING_MARGIN = 0.01
+
+
+def parse_widths(text: str) -> tuple[int, ...]:
+    """`--n 1,2,4,8` as typed: whole numbers (ScalingOptions checks their range)."""
+    parts = [part.strip() for part in text.split(",") if part.strip()]
+    _require(
+        bool(parts) and all(part.isdigit() for part in parts),
+        f"--n takes comma-separated whole numbers such as 1,2,4,8, not {text!r}",
+    )
+    return tuple(int(part) for part in parts)
+
+
+@dataclass(frozen=True)
+class ScalingOptions:
+    """Which settings `llasa scaling` measures, on how many segments, and what counts as as good
+    as the best. N = 1 is plain sampling (shared by both modes)."""
+
+    sample: int = DEFAULT_SCALING_SAMPLE  # segments, spread over the book (--sample)
+    widths: tuple[int, ...] = DEFAULT_SCALING_WIDTHS  # N values (--n)
+    mode: str = "both"  # beam, best-of or both (--mode)
+    margin: float = DEFAULT_SCALING_MARGIN  # of the mean score (--margin)
+
+    def __post_init__(self) -> None:
+        _require(
+            1 <= self.sample <= MAX_SCALING_SAMPLE,
+            f"--sample must be between 1 and {MAX_SCALING_SAMPLE}, not {self.sample}",
+        )
+        _require(bool(self.widths), "--n needs at least one number")
+        for width in self.widths:
+            _require(
+                1 <= width <= MAX_SEARCH_WIDTH, f"--n values must be between 1 and {MAX_SEARCH_WIDTH}, not {width}"
+            )
+        _require(len(set(self.widths)) == len(self.widths), f"--n lists a number twice: {self.widths}")
+        _require(self.mode in SCALING_MODES, f"--mode must be one of {', '.join(SCALING_MODES)}, not {self.mode!r}")
+        _require(math.isfinite(self.margin) and 0.0 <= self.margin <= 1.0, f"--margin must be 0..1, not {self.margin}")
+
+    @property
+    def modes(self) -> tuple[str, ...]:
+        return SCALING_MODES[self.mode]
+
+
 # --- where the work runs ------------------------------------------------------
 
 DEVICES_ALL = "all"  # --devices all: every CUDA GPU torch sees
