@@ -55,7 +55,7 @@ def _options(
 
 def _register_commands() -> None:
     # Each command in a module of its own; none of them imports the pipeline or torch at import time.
-    from . import check, job, report, review, split, synth, verify, voice
+    from . import check, job, report, review, scaling, split, synth, verify, voice
 
     split.register(app)
     synth.register(app)
@@ -64,6 +64,7 @@ def _register_commands() -> None:
     report.register(app)
     review.register(app)
     check.register(app)
+    scaling.register(app)
     app.add_typer(voice.voice_app, name="voice")
 
 

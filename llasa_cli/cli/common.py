@@ -112,3 +112,82 @@ def build_text_options(
 
 def warn(message: str) -> None:
     typer.echo(f"llasa: warning: {message}", err=True)
+
+
+# --- flags of the commands that speak (`synth`, `scaling`) ----------------------------------
+
+ModelOpt = Annotated[
+    str, typer.Option("--model", help="1b, 3b, 8b, a Hugging Face id or a local folder.", rich_help_panel=PANEL_MODELS)
+]
+CodecOpt = Annotated[
+    str, typer.Option("--codec", help="X-Codec2 Hugging Face id or local folder.", rich_help_panel=PANEL_MODELS)
+]
+DeviceOpt = Annotated[str, typer.Option("--device", help="auto, cuda, mps or cpu.", rich_help_panel=PANEL_MODELS)]
+DtypeOpt = Annotated[
+    str,
+    typer.Option(
+        "--dtype", help="auto, bfloat16, float16 or float32 (auto: bf16 on CUDA).", rich_help_panel=PANEL_MODELS
+    ),
+]
+BatchSizeOpt = Annotated[
+    str,
+    typer.Option(
+        "--batch-size",
+        metavar="<int|auto>",
+        help="Segments per batch, or 'auto': from free GPU memory.",
+        rich_help_panel=PANEL_MODELS,
+    ),
+]
+VoiceOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--voice", help="Narrator: a clip (wav, flac, mp3...) or a stored voice name.", rich_help_panel=PANEL_MODELS
+    ),
+]
+VoiceTextOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--voice-text", help="What the voice clip says (else Whisper transcribes it).", rich_help_panel=PANEL_MODELS
+    ),
+]
+TemperatureOpt = Annotated[
+    float, typer.Option("--temperature", help="Sampling temperature (0: greedy).", rich_help_panel=PANEL_SAMPLING)
+]
+TopPOpt = Annotated[
+    float,
+    typer.Option(
+        "--top-p", help="Nucleus sampling: keep the smallest set of this mass.", rich_help_panel=PANEL_SAMPLING
+    ),
+]
+TopKOpt = Annotated[
+    int,
+    typer.Option("--top-k", help="Keep the k likeliest codes; 0 turns top-k off.", rich_help_panel=PANEL_SAMPLING),
+]
+RepetitionPenaltyOpt = Annotated[
+    float,
+    typer.Option(
+        "--repetition-penalty", help="Penalty on codes already spoken (1.0: off).", rich_help_panel=PANEL_SAMPLING
+    ),
+]
+SeedOpt = Annotated[
+    int,
+    typer.Option(
+        "--seed", help="Run seed; each segment derives its own from it and its text.", rich_help_panel=PANEL_SAMPLING
+    ),
+]
+BeamCandidatesOpt = Annotated[
+    int,
+    typer.Option("--beam-candidates", help="Continuations sampled per beam and step.", rich_help_panel=PANEL_SEARCH),
+]
+BeamStepSecondsOpt = Annotated[
+    float,
+    typer.Option(
+        "--beam-step-seconds", help="Speech added per beam step before pruning.", rich_help_panel=PANEL_SEARCH
+    ),
+]
+ScoreWeightsOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--score-weights", help="Ranking weights, e.g. asr=0.5,speaker=0.3,signal=0.2.", rich_help_panel=PANEL_SEARCH
+    ),
+]
