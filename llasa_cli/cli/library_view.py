@@ -140,7 +140,7 @@ class LibraryView:
         if event.up_to_date:
             flagged = event.status.failed if event.status is not None else 0
             total = event.status.total if event.status is not None else 0
-            line = f"up to date: {total} segments, nothing to do"
+            line = f"up to date: {total} segment{'' if total == 1 else 's'}, nothing to do"
             if flagged:
                 line += f"; {flagged} flagged segment(s), see `llasa report`"
             self.results.append(BookResult(event.book, "up_to_date", EXIT_FLAGGED if flagged else EXIT_OK, line))
