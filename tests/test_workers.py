@@ -21,7 +21,7 @@ from llasa_cli.errors import DeviceUnavailableError, InvalidOptionError
 from llasa_cli.job.store import JobStore
 from llasa_cli.options import EngineOptions, WorkerOptions
 from llasa_cli.pipeline import RunRequest, check_placement, load_plan
-from llasa_cli.pipeline.events import ChapterWritten, JobFinished, JobOpened, SegmentDone, Waiting
+from llasa_cli.pipeline.events import ChapterWritten, JobFinished, JobOpened, RunStopped, SegmentDone, Waiting
 from llasa_cli.pipeline.job_folder import LOG_NAME, WORK_DIR_NAME
 from llasa_cli.pipeline.library import Book, BookEnded, BookSkipped, BookStarted
 from llasa_cli.pipeline.workers import WORKERS_GONE, _Merger, expand_devices
@@ -95,6 +95,19 @@ def test_a_book_closes_when_its_last_worker_is_gone(tmp_path: Path) -> None:
     assert [type(e).__name__ for e in said] == ["BookStarted", "BookEnded", "BookSkipped"]
     assert isinstance(said[-1], BookSkipped) and said[-1].reason == WORKERS_GONE
     assert merger.finished
+
+
+def test_a_stop_is_said_once_after_what_the_other_workers_still_saved(tmp_path: Path) -> None:
+    (first, plan) = made_up_book(tmp_path, "a")
+    merger = _Merger([first], workers=2, warn=lambda message: None, main_reason=lambda: "stopped by SIGTERM")
+    said = list(merger.take(0, 0, BookStarted(first, 1, 1, plan)))
+    said += merger.take(1, 0, RunStopped("stopped with the main run"))
+    said += merger.take(0, 0, SegmentDone(plan.segments[0], 1.0, 50, 51, False))
+    said += merger.take(0, 0, RunStopped("stopped with the main run"))
+    said += merger.take(1, 0, BookEnded(first))
+    said += merger.take(0, 0, BookEnded(first))
+    assert [type(e).__name__ for e in said] == ["BookStarted", "SegmentDone", "RunStopped", "BookEnded"]
+    assert said[2].reason == "stopped by SIGTERM", "the main run's reason, not the workers'"
 
 
 @pytest.mark.parametrize(

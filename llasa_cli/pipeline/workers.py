@@ -293,7 +293,7 @@ class _BookMerge:
     ended: set[int] = field(default_factory=set)
     started: bool = False
     opened: bool = False
-    stopped: bool = False
+    stopped: RunStopped | None = None  # said once, when the book closes: other workers may still be saving
     finished: JobFinished | None = None
     chapters: set[int] = field(default_factory=set)  # written (or held), shown once
     unchanged: dict[int, ChapterWritten] = field(default_factory=dict)
@@ -369,9 +369,7 @@ class _Merger:
                 merge.opened = True
                 yield event
         elif isinstance(event, RunStopped):
-            if not merge.stopped:
-                merge.stopped = True
-                yield RunStopped(self.main_reason() or event.reason)
+            merge.stopped = merge.stopped or RunStopped(self.main_reason() or event.reason)
         elif isinstance(event, JobFinished):
             if merge.finished is None or event.done >= merge.finished.done:
                 merge.finished = event
@@ -398,6 +396,8 @@ class _Merger:
                 yield merge.unchanged[number]
             if merge.book_unchanged is not None and not merge.book_written:
                 yield merge.book_unchanged
+            if merge.stopped is not None:
+                yield merge.stopped
             if merge.finished is not None:
                 yield merge.finished
                 for error in merge.errors:  # another worker finished the book all the same
