@@ -2,7 +2,9 @@
 
 `TABLE` is scripts/verifier_table.py (its cases and espeak-ng helper); `MATRIX` is
 scripts/verification_matrix.py (sentences, defects, espeak-ng and sox helpers cached per session,
-the confusion matrix). `*_MISSING` says why they cannot run here (None when they can)."""
+the confusion matrix); `SCALING_WORLD` is scripts/scaling_world.py (the known world's study: sentences,
+the world with its real verifiers, what the chosen takes truly hold). `*_MISSING` says why they cannot
+run here (None when they can)."""
 
 from __future__ import annotations
 
@@ -26,3 +28,5 @@ TABLE = _script("llasa_verifier_table", "verifier_table.py")
 REAL_SPEECH_MISSING = TABLE.missing_tools()
 MATRIX = _script("llasa_verification_matrix", "verification_matrix.py")
 MATRIX_MISSING = MATRIX.missing_tools()
+SCALING_WORLD = _script("llasa_scaling_world", "scaling_world.py")
+SCALING_WORLD_MISSING = SCALING_WORLD.missing_tools()

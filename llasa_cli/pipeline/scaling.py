@@ -172,6 +172,7 @@ class SegmentResult:
     failures: tuple[str, ...]
     error_rate: float | None  # WER (CER for Chinese); None without ASR
     similarity: float | None  # None without the speaker check
+    transcript: str | None  # what ASR heard; None without ASR
     codes: np.ndarray = field(repr=False, compare=False)
 
     def to_json(self) -> dict[str, Any]:
@@ -183,6 +184,7 @@ class SegmentResult:
             "failures": list(self.failures),
             "error_rate": _rounded(self.error_rate),
             "similarity": _rounded(self.similarity),
+            "transcript": self.transcript,
         }
 
 
@@ -405,6 +407,7 @@ def _segment_result(segment: Segment, outcome: Outcome) -> SegmentResult:
         failures=tuple(verdict.failures),
         error_rate=None if error is None else float(error),
         similarity=None if SIMILARITY not in metrics else float(metrics[SIMILARITY]),
+        transcript=verdict.transcript,
         codes=outcome.item.result.codes,
     )
 
