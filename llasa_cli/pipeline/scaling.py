@@ -98,7 +98,7 @@ def settings_for(options: ScalingOptions) -> list[Setting]:
 
 def sample_segments(plan: Plan, count: int, seed: int) -> list[Segment]:
     """`count` narrator segments spread over the book: one drawn at random (seeded) from each of
-    `count` equal runs of its segments, in book order. Spoken titles are left out when there is more."""
+    `count` equal runs of its segments, in book order. Spoken chapter titles count only in a book of nothing else."""
     pool = [s for s in plan.segments if s.voice is None and not s.is_title] or [
         s for s in plan.segments if s.voice is None
     ]
@@ -389,7 +389,7 @@ def _tokens(outcome: Outcome) -> int:
     if stats is not None:
         return int(stats["tokens_generated"])
     result = outcome.item.result
-    return int(result.new_tokens) + (0 if result.hit_cap or not result.codes.size else 1)
+    return int(result.new_tokens) + (0 if result.hit_cap else 1)
 
 
 def _segment_result(segment: Segment, outcome: Outcome) -> SegmentResult:
