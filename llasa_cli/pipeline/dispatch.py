@@ -25,20 +25,19 @@ import numpy as np
 from ..audio.sinks import ChapterSink
 from ..engine.protocols import GenerationRequest, GenerationResult, VoicePrompt
 from ..errors import DeviceUnavailableError, LlasaError, first_line
-from ..job.keys import keys_for, voice_of
-from ..job.records import PlanRow
+from ..job.keys import voice_of
 from ..job.review_state import apply_text_overrides
 from ..options import EngineOptions, SamplingOptions, SearchOptions
 from ..text.plan import Chapter, Plan, Segment
 from .budget import BatchPacer
 from .chapter_writer import write_chapter
-from .events import Event, JobFinished, JobOpened, RunStopped, Waiting
+from .events import Event, JobFinished, RunStopped, Waiting
 from .leases import LeaseKeeper
 from .outputs import finish_outputs
 from .render_worker import RenderCall
 from .renderer import Outcome
 from .run_context import RunContext
-from .synthesizer import ATTEMPTS_PER_TAKE, claim_keys, job_narrator, segment_done
+from .synthesizer import ATTEMPTS_PER_TAKE, BookKeys, claim_keys, open_book, record_outcome, segment_done
 
 # How long the driver waits for a batch before it looks at the stop, the budget and other runs.
 WAIT_SECONDS = 1.0
@@ -144,15 +143,11 @@ class Dispatcher:
         plan = apply_text_overrides(plan, context.store.text_overrides())
         with LeaseKeeper(context.store, context.worker, context.lease_seconds, context.log) as leases:
             fix = lambda plan: self.pool.call("fix_narrator", plan)  # noqa: E731
-            voice = yield from job_narrator(plan, context, leases, voice, fix)
-            if voice is None:
+            book = BookKeys(self.engine, self.sampling, self.search)
+            opened = yield from open_book(plan, context, leases, voice, characters, fix, book)
+            if opened is None:
                 return
-            characters = dict(characters or {})
-            context.store.save_characters(characters)  # for `redo`'s keys, as Synthesizer.run keeps them
-            context.keys = keys_for(plan, self.engine, self.sampling, voice, self.search, characters)
-            context.store.sync_plan([PlanRow.from_segment(context.keys[s.segment_id], s) for s in plan.segments])
-            opened = context.store.status()
-            yield JobOpened(total=opened.total, done=opened.finished)
+            voice, characters = opened
             drive = _Drive(self, plan, sink, context, leases, voice, characters)
             completed = yield from drive.run()
             if not completed:
@@ -303,26 +298,11 @@ class _Drive:
             raise
         self.pacers[flight.worker].finished(flight.claimed_at, [s.est_seconds for s in flight.segments])
         for key, segment, outcome in zip(flight.keys, flight.segments, outcomes, strict=True):
-            if self._record(key, outcome):
+            if record_outcome(self.context, key, outcome):
                 self.fresh[key] = outcome.item.audio
             self.remaining.pop(key, None)
             self.leases.release([key])
             yield segment_done(segment, outcome)
-
-    def _record(self, key: str, outcome: Outcome) -> bool:
-        item, verdict = outcome.item, outcome.verdict
-        recorded = self.context.store.record_done(
-            key,
-            item.result.codes,
-            attempts=outcome.attempts,
-            scores={} if verdict is None else verdict.to_dict(),
-            timings={"seconds": outcome.seconds, "verify_seconds": outcome.verify_seconds, "search": item.search},
-            hit_cap=item.result.hit_cap,
-            worker=self.context.worker,
-            flagged=verdict is not None and not verdict.passed,
-        )
-        self.context.log(f"done {key} codes={len(item.result.codes)} hit_cap={int(item.result.hit_cap)}")
-        return recorded
 
     def _write_finished_chapters(self) -> Iterator[Event]:
         """Write each chapter whose segments are all recorded, once, with the audio this run has."""

@@ -21,7 +21,7 @@ narrator: each segment is spoken with, keyed by and verified against its own voi
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 
@@ -124,17 +124,13 @@ class Synthesizer:
         # The job may say some lines otherwise: text edited on the review page (`llasa review`).
         plan = apply_text_overrides(plan, context.store.text_overrides())
         with LeaseKeeper(context.store, context.worker, context.lease_seconds, context.log) as leases:
-            voice = yield from job_narrator(plan, context, leases, voice, self.fix_narrator)
-            if voice is None:
-                return  # stopped while waiting for another run to fix the narrator
             search = self.search.options if self.search is not None else None
-            characters = dict(characters or {})
-            context.store.save_characters(characters)
-            context.keys = keys_for(plan, self.engine, self.sampling, voice, search, characters)
+            book = BookKeys(self.engine, self.sampling, search)
+            opened = yield from open_book(plan, context, leases, voice, characters, self.fix_narrator, book)
+            if opened is None:
+                return  # stopped while waiting for another run to fix the narrator
+            voice, characters = opened
             run = _Run(self, self.renderer_for(voice, characters), context, leases, voice, characters)
-            context.store.sync_plan([PlanRow.from_segment(context.keys[s.segment_id], s) for s in plan.segments])
-            opened = context.store.status()
-            yield JobOpened(total=opened.total, done=opened.finished)
             waiting = list(plan.chapters)
             while waiting:
                 left: list[Chapter] = []
@@ -299,7 +295,7 @@ class _Run:
             raise
         self.pacer.finished(batch.claimed_at, [segment.est_seconds for segment in batch.segments])
         for key, segment, outcome in zip(batch.keys, batch.segments, outcomes, strict=True):
-            if self._record(key, outcome):
+            if record_outcome(self.context, key, outcome):
                 fresh[key] = outcome.item.audio
             self.leases.release([key])
             yield segment_done(segment, outcome)
@@ -315,22 +311,6 @@ class _Run:
             device_type=device_type,
         )
 
-    def _record(self, key: str, outcome: Outcome) -> bool:
-        """Store the kept attempt; False when another run finished the key first (its codes stand)."""
-        item, verdict = outcome.item, outcome.verdict
-        recorded = self.context.store.record_done(
-            key,
-            item.result.codes,
-            attempts=outcome.attempts,
-            scores={} if verdict is None else verdict.to_dict(),
-            timings={"seconds": outcome.seconds, "verify_seconds": outcome.verify_seconds, "search": item.search},
-            hit_cap=item.result.hit_cap,
-            worker=self.context.worker,
-            flagged=verdict is not None and not verdict.passed,
-        )
-        self.context.log(f"done {key} codes={len(item.result.codes)} hit_cap={int(item.result.hit_cap)}")
-        return recorded
-
     def _give_up(self, keys: Sequence[str], exc: BaseException) -> None:
         """A batch that raised: an error marks its segments failed (a rerun tries them again); an
         interruption only frees their claims. Never hides the error on its way out."""
@@ -345,6 +325,39 @@ class _Run:
                 store.release(keys, worker)
         except LlasaError:  # the store itself failing (full disk): the original error says more
             pass
+
+
+@dataclass(frozen=True)
+class BookKeys:
+    """The options a segment's key is made of, besides its text and voice."""
+
+    engine: EngineOptions
+    sampling: SamplingOptions
+    search: SearchOptions | None
+
+
+def open_book(
+    plan: Plan,
+    context: RunContext,
+    leases: LeaseKeeper,
+    voice: VoicePrompt | None,
+    characters: Mapping[str, VoicePrompt] | None,
+    fix: Callable[[Plan], tuple[Segment, VoicePrompt]],
+    book: BookKeys,
+) -> Generator[Event, None, tuple[VoicePrompt, dict[str, VoicePrompt]] | None]:
+    """Fix the narrator (or wait for the run fixing it), key every segment, record the plan and
+    yield `JobOpened`; return the narrator's voice and the characters' (None: stopped first).
+    Every way of running a book (here, and the driver of remote workers) opens it so."""
+    voice = yield from job_narrator(plan, context, leases, voice, fix)
+    if voice is None:
+        return None
+    characters = dict(characters or {})
+    context.store.save_characters(characters)  # `redo` keys their segments as this run did
+    context.keys = keys_for(plan, book.engine, book.sampling, voice, book.search, characters)
+    context.store.sync_plan([PlanRow.from_segment(context.keys[s.segment_id], s) for s in plan.segments])
+    opened = context.store.status()
+    yield JobOpened(total=opened.total, done=opened.finished)
+    return voice, characters
 
 
 def job_narrator(
@@ -413,6 +426,23 @@ def choose_narrator_segment(segments: Sequence[Segment]) -> Segment:
             return segment
     fitting = [s for s in spoken if s.est_seconds <= NARRATOR_MAX_SECONDS]
     return max(fitting, key=lambda s: s.est_seconds) if fitting else spoken[0]
+
+
+def record_outcome(context: RunContext, key: str, outcome: Outcome) -> bool:
+    """Store a segment's kept attempt; False when another run finished the key first (its codes stand)."""
+    item, verdict = outcome.item, outcome.verdict
+    recorded = context.store.record_done(
+        key,
+        item.result.codes,
+        attempts=outcome.attempts,
+        scores={} if verdict is None else verdict.to_dict(),
+        timings={"seconds": outcome.seconds, "verify_seconds": outcome.verify_seconds, "search": item.search},
+        hit_cap=item.result.hit_cap,
+        worker=context.worker,
+        flagged=verdict is not None and not verdict.passed,
+    )
+    context.log(f"done {key} codes={len(item.result.codes)} hit_cap={int(item.result.hit_cap)}")
+    return recorded
 
 
 def segment_done(segment: Segment, outcome: Outcome) -> SegmentDone:
