@@ -33,18 +33,32 @@ from .common import (
     PANEL_INPUT,
     PANEL_JOB,
     PANEL_MODELS,
-    PANEL_SAMPLING,
     PANEL_SEARCH,
+    BatchSizeOpt,
+    BeamCandidatesOpt,
+    BeamStepSecondsOpt,
     ChapterPatternOpt,
+    CodecOpt,
+    DeviceOpt,
     DialogueVoiceOpt,
+    DtypeOpt,
     EncodingOpt,
     KeepFrontMatterOpt,
     LangOpt,
     LexiconOpt,
     MaxSegOpt,
+    ModelOpt,
     NoChaptersOpt,
     NoNormalizeOpt,
     NoSpeakTitlesOpt,
+    RepetitionPenaltyOpt,
+    ScoreWeightsOpt,
+    SeedOpt,
+    TemperatureOpt,
+    TopKOpt,
+    TopPOpt,
+    VoiceOpt,
+    VoiceTextOpt,
     build_text_options,
     warn,
 )
@@ -119,27 +133,11 @@ def synth(
     lexicon: LexiconOpt = None,
     max_segment_seconds: MaxSegOpt = DEFAULT_MAX_SEGMENT_SECONDS,
     dialogue_voice: DialogueVoiceOpt = None,
-    model: Annotated[
-        str, _opt("--model", help="1b, 3b, 8b, a Hugging Face id or a local folder.", panel=PANEL_MODELS)
-    ] = _DEFAULT_ENGINE.model,
-    codec: Annotated[
-        str, _opt("--codec", help="X-Codec2 Hugging Face id or local folder.", panel=PANEL_MODELS)
-    ] = _DEFAULT_ENGINE.codec,
-    device: Annotated[str, _opt("--device", help="auto, cuda, mps or cpu.", panel=PANEL_MODELS)] = (
-        _DEFAULT_ENGINE.device
-    ),
-    dtype: Annotated[
-        str, _opt("--dtype", help="auto, bfloat16, float16 or float32 (auto: bf16 on CUDA).", panel=PANEL_MODELS)
-    ] = _DEFAULT_ENGINE.dtype,
-    batch_size: Annotated[
-        str,
-        _opt(
-            "--batch-size",
-            metavar="<int|auto>",
-            help="Segments per batch, or 'auto': from free GPU memory.",
-            panel=PANEL_MODELS,
-        ),
-    ] = str(_DEFAULT_ENGINE.batch_size),
+    model: ModelOpt = _DEFAULT_ENGINE.model,
+    codec: CodecOpt = _DEFAULT_ENGINE.codec,
+    device: DeviceOpt = _DEFAULT_ENGINE.device,
+    dtype: DtypeOpt = _DEFAULT_ENGINE.dtype,
+    batch_size: BatchSizeOpt = str(_DEFAULT_ENGINE.batch_size),
     overlap: Annotated[
         bool | None,
         _opt(
@@ -149,10 +147,7 @@ def synth(
             panel=PANEL_MODELS,
         ),
     ] = _DEFAULT_ENGINE.overlap,
-    voice: Annotated[
-        str | None,
-        _opt("--voice", help="Narrator: a clip (wav, flac, mp3...) or a stored voice name.", panel=PANEL_MODELS),
-    ] = None,
+    voice: VoiceOpt = None,
     cast: Annotated[
         Path | None,
         _opt(
@@ -162,42 +157,21 @@ def synth(
             panel=PANEL_MODELS,
         ),
     ] = None,
-    voice_text: Annotated[
-        str | None,
-        _opt("--voice-text", help="What the voice clip says (else Whisper transcribes it).", panel=PANEL_MODELS),
-    ] = None,
-    temperature: Annotated[
-        float, _opt("--temperature", help="Sampling temperature (0: greedy).", panel=PANEL_SAMPLING)
-    ] = _DEFAULT_SAMPLING.temperature,
-    top_p: Annotated[
-        float, _opt("--top-p", help="Nucleus sampling: keep the smallest set of this mass.", panel=PANEL_SAMPLING)
-    ] = _DEFAULT_SAMPLING.top_p,
-    top_k: Annotated[
-        int, _opt("--top-k", help="Keep the k likeliest codes; 0 turns top-k off.", panel=PANEL_SAMPLING)
-    ] = (_DEFAULT_SAMPLING.top_k),
-    repetition_penalty: Annotated[
-        float,
-        _opt("--repetition-penalty", help="Penalty on codes already spoken (1.0: off).", panel=PANEL_SAMPLING),
-    ] = _DEFAULT_SAMPLING.repetition_penalty,
-    seed: Annotated[
-        int, _opt("--seed", help="Run seed; each segment derives its own from it and its text.", panel=PANEL_SAMPLING)
-    ] = _DEFAULT_SAMPLING.seed,
+    voice_text: VoiceTextOpt = None,
+    temperature: TemperatureOpt = _DEFAULT_SAMPLING.temperature,
+    top_p: TopPOpt = _DEFAULT_SAMPLING.top_p,
+    top_k: TopKOpt = _DEFAULT_SAMPLING.top_k,
+    repetition_penalty: RepetitionPenaltyOpt = _DEFAULT_SAMPLING.repetition_penalty,
+    seed: SeedOpt = _DEFAULT_SAMPLING.seed,
     beam: Annotated[
         int, _opt("--beam", help="Verifier-guided beam search with N beams (1: plain sampling).", panel=PANEL_SEARCH)
     ] = _DEFAULT_SEARCH.beam,
     best_of: Annotated[
         int, _opt("--best-of", help="Sample N complete takes, keep the best.", panel=PANEL_SEARCH)
     ] = _DEFAULT_SEARCH.best_of,
-    beam_candidates: Annotated[
-        int, _opt("--beam-candidates", help="Continuations sampled per beam and step.", panel=PANEL_SEARCH)
-    ] = _DEFAULT_SEARCH.beam_candidates,
-    beam_step_seconds: Annotated[
-        float, _opt("--beam-step-seconds", help="Speech added per beam step before pruning.", panel=PANEL_SEARCH)
-    ] = _DEFAULT_SEARCH.beam_step_seconds,
-    score_weights: Annotated[
-        str | None,
-        _opt("--score-weights", help="Ranking weights, e.g. asr=0.5,speaker=0.3,signal=0.2.", panel=PANEL_SEARCH),
-    ] = None,
+    beam_candidates: BeamCandidatesOpt = _DEFAULT_SEARCH.beam_candidates,
+    beam_step_seconds: BeamStepSecondsOpt = _DEFAULT_SEARCH.beam_step_seconds,
+    score_weights: ScoreWeightsOpt = None,
     no_verify: NoVerifyOpt = False,
     strict: StrictOpt = False,
     retries: RetriesOpt = _DEFAULT_VERIFY.retries,
@@ -428,7 +402,10 @@ def execute(
 
 
 def execute_library(
-    template: RunRequest, specs: list[str], output_mode: OutputMode, max_minutes: float | None,
+    template: RunRequest,
+    specs: list[str],
+    output_mode: OutputMode,
+    max_minutes: float | None,
     placement: WorkerOptions,
 ) -> int:
     """A library: each manuscript the arguments name, as `template` asks, into OUTPUT/<book-slug>/."""
