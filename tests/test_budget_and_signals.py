@@ -235,3 +235,14 @@ def test_sigterm_speaks_of_sigterm_and_of_no_other_run(tmp_path: Path, tiny_mode
     if proc.returncode == 3:
         assert "SIGTERM" in stderr and "run the same command again" in stderr
     assert "Ctrl-C" not in stderr and "waiting for another run" not in stderr
+
+
+def test_waiting_is_said_once_per_change_not_at_every_poll(capsys):
+    from llasa_cli.cli.progress import HumanReporter
+
+    reporter = HumanReporter(make_plan([["One."], ["Two."], ["Three."]]), interactive=False)
+    for chapters in [(2,), (2,), (2,), (3,), (3,)]:
+        reporter.update(Waiting(chapters))
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("waiting")]
+    said = "waiting for another run working on chapter(s)"
+    assert lines == [f"{said} [2]", f"{said} [3]"]

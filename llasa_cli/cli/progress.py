@@ -117,6 +117,7 @@ class HumanReporter:
         self.tally = RunTally(plan)
         self.console = Console(stderr=True, highlight=False, soft_wrap=True)
         self.quiet = quiet
+        self.waiting_for: tuple[int, ...] | None = None  # said once, not at every poll
         self.bar: Progress | None = None
         if interactive and not quiet:
             self.bar = Progress(
@@ -134,8 +135,8 @@ class HumanReporter:
         self.tally.count(event)
         if isinstance(event, SegmentDone) and event.flagged:
             self.warn(
-                f"segment {event.segment.segment_id} failed verification after {event.attempts} attempt(s) "
-                f"({', '.join(event.failures)}); keeping the best: {event.segment.text[:60]!r}"
+                f"segment {event.segment.segment_id} flagged ({', '.join(event.failures)}) after "
+                f"{event.attempts} attempt(s); keeping the best: {event.segment.text[:60]!r}"
             )
         elif isinstance(event, SegmentDone) and (event.empty or event.hit_cap):
             self.warn(f"segment {event.segment.segment_id} {suspect_reason(event)}: {event.segment.text[:60]!r}")
@@ -149,7 +150,8 @@ class HumanReporter:
             self._say(f"narrator voice fixed from segment {event.segment.segment_id}: {event.segment.text[:60]!r}")
         elif isinstance(event, JobOpened) and event.done:
             self._say(f"resuming: {event.done} of {event.total} segments were already done")
-        elif isinstance(event, Waiting):
+        elif isinstance(event, Waiting) and event.chapters != self.waiting_for:
+            self.waiting_for = event.chapters
             self._say(f"waiting for another run working on chapter(s) {list(event.chapters) or 'narrator'}")
         elif isinstance(event, RunStopped):
             self.warn(f"{event.reason}: finished work is saved; run the same command again to continue")
