@@ -138,7 +138,8 @@ def test_prompt_is_prefilled_once_and_steps_are_single_tokens(tiny_generator) ->
     assert max(shape[0] for shape in shapes[1:]) <= 2 * BEAM.beam * BEAM.beam_candidates
     caps = [12, 23]
     for result, cap in zip(results, caps, strict=True):
-        assert result.hit_cap and result.codes.size == cap  # the tiny LM never ends by itself
+        # The tiny LM seldom ends by itself; a candidate that did is kept (and beats the capped ones).
+        assert result.codes.size == cap if result.hit_cap else 0 < result.codes.size < cap
         steps = -(-cap // BEAM.step_tokens)
         assert result.stats.steps == steps and result.stats.lm_calls == steps + 1
     # A step feeds each parent's last token once, then all but the last of the children's: in all,

@@ -202,7 +202,9 @@ def test_beam_finds_the_optimum_that_sampling_misses() -> None:
     beam, *_ = run(requests, lm=lm, mode=MODE_BEAM, width=8, candidates=8, step_tokens=1)
     for q, p, b, s in zip(requests, plain, best_of, beam, strict=True):
         assert true_score(p.codes, q) < 1.0 and true_score(b.codes, q) < 1.0
-        assert true_score(s.codes, q) == 1.0 == s.score
+        assert true_score(s.codes, q) == 1.0
+        # Beams that all found the optimum end as one take: a lone take is chosen unscored.
+        assert s.score == 1.0 or (math.isnan(s.score) and s.stats.ended_candidates == 1)
         assert s.codes.tolist() == [TARGET_SYMBOL] * 8 and not s.hit_cap
 
 
@@ -232,13 +234,47 @@ def test_one_batch_and_one_scorer_call_per_step_for_all_segments() -> None:
     for result in results:
         stats = result.stats
         assert stats.mode == MODE_BEAM and stats.width == 3
-        assert stats.ended_candidates + stats.capped_candidates <= 3
+        # Finished children are never pruned: the pool may pass N by the children of the step that filled it.
+        assert stats.ended_candidates + stats.capped_candidates < 3 + 3 * 2
         assert stats.lm_calls == stats.steps + 1  # the start (prefill) and one call per step
-        assert stats.partial_scored >= stats.candidates - 3 and stats.final_scorer_calls == 1
+        assert 0 < stats.partial_scored <= stats.candidates and stats.final_scorer_calls == 1
         assert stats.tokens_generated >= result.codes.size
         json.dumps(asdict(stats))
     assert sum(partial.calls) == sum(r.stats.partial_scored for r in results)
     assert sum(lm.extend_calls) == sum(r.stats.candidates for r in results)
+
+
+def test_finished_candidates_are_ranked_whole_never_pruned_by_the_partial_scorer() -> None:
+    """The partial scorer hears a window of speech in progress; a finished take goes to the final
+    ranking whatever the partial scorer would say of it, each distinct take once."""
+
+    class HatesEndings(Verifier):
+        def score(self, items: Sequence[Candidate]) -> list[float]:
+            super().score(items)
+            return [0.0 if item.finished else 1.0 for item in items]
+
+    @dataclass
+    class Recording(SyntheticLM):
+        ended: set[tuple[int, ...]] = field(default_factory=set)
+
+        def extend(self, state: _State, branches: Sequence[Branch], n_tokens: int) -> list[Extension]:
+            grown = super().extend(state, branches, n_tokens)
+            self.ended |= {tuple(row.codes) for row in state.rows if row.ended}
+            return grown
+
+    pools = []
+    for seed in range(6):
+        q = request(seed)
+        lm, partial, final = Recording(), HatesEndings(final=False), Verifier(final=True)
+        result = search_segments([q], lm, partial, final, options(MODE_BEAM, 3, candidates=3))[0]
+        assert partial.seen and not any(item.finished for item in partial.seen)
+        ranked = [tuple(item.codes.tolist()) for item in final.seen]
+        assert len(ranked) == len(set(ranked)) and set(ranked) == (lm.ended if len(lm.ended) > 1 else set())
+        assert tuple(result.codes.tolist()) in lm.ended
+        if ranked:
+            assert result.score == max(true_score(np.asarray(codes), q) for codes in ranked)
+        pools.append(len(lm.ended))
+    assert max(pools) > 3  # the pool took every ended take, more than N of them at times
 
 
 def test_codec_time_reported_by_a_scorer_is_split_over_its_candidates() -> None:

@@ -9,10 +9,15 @@ between beam steps; `CandidateScorer` (outcome reward: ASR error + speaker simil
 `ScoreWeights`) ranks finished candidates. Higher is better; NaN ranks last.
 
 Beam search, per segment: the root branches into N*M candidates, then each step grows every live
-beam by M children of S tokens (all segments' children in one batch). Where a segment has more
-children than free slots (N minus its terminal candidates) the partial scorer picks the best
-(one call for all segments); kept children that emitted the stop token (ended) or reached the
-token cap (hit_cap) are terminal and keep their slot, so a segment stops once it holds N of them.
+beam by M children of S tokens (all segments' children in one batch). Children that finished
+(emitted the stop token, ended, or reached the token cap, hit_cap) are never pruned: the partial
+scorer judges a window of speech mid-sentence, while a finished child is a whole take the final
+scorer can judge whole, so each distinct one joins the segment's final pool, and holds a slot
+there. (Pruning them by the partial scorer once cut a complete, correct take in favour of one that
+skipped a word and happened to sound closer to the voice in its last 3 s: docs/scaling.md.) Where
+a segment has more unfinished children than free slots (N minus its pool) the partial scorer picks
+the best (one call for all segments); a segment stops once its pool holds N or nothing is left
+unfinished.
 Best-of-N grows N complete candidates in one batch. The final scorer then ranks the ended
 candidates (the capped ones only if none ended); a lone candidate is taken unscored (score NaN).
 
@@ -328,29 +333,37 @@ def _beam_step(
 
 
 def _prune(groups: Sequence[tuple[_Segment, list[_Beam]]], scorer: CandidateScorer, width: int) -> None:
-    """Each segment keeps its best children for its free slots (scored only where there are too many)."""
+    """Each segment's finished children join its final pool unpruned; its free slots go to its best
+    unfinished children (scored only where there are more of them than slots)."""
     to_score = []
     for segment, children in groups:
-        slots = width - len(segment.done)
-        if len(children) > slots:
-            to_score.append((segment, children))
+        _pool(segment, [child for child in children if child.terminal])
+        going = [child for child in children if not child.terminal]
+        slots = max(0, width - len(segment.done))
+        if len(going) > slots > 0:
+            to_score.append((segment, going, slots))
         else:
-            _keep(segment, children)
+            segment.alive = going[:slots]
     if not to_score:
         return
-    scores, seconds = _score_batched(scorer, to_score)
-    total = sum(len(children) for _, children in to_score)
-    for (segment, children), group_scores in zip(to_score, scores, strict=True):
+    scores, seconds = _score_batched(scorer, [(segment, going) for segment, going, _ in to_score])
+    total = sum(len(going) for _, going, _ in to_score)
+    for (segment, going, slots), group_scores in zip(to_score, scores, strict=True):
         tally = segment.tally
         tally.partial_scorer_calls += 1
-        tally.partial_scored += len(children)
-        tally.partial_scorer_seconds += seconds * len(children) / total
-        _keep(segment, [children[i] for i in _top(group_scores, width - len(segment.done))])
+        tally.partial_scored += len(going)
+        tally.partial_scorer_seconds += seconds * len(going) / total
+        segment.alive = [going[i] for i in _top(group_scores, slots)]
 
 
-def _keep(segment: _Segment, kept: Sequence[_Beam]) -> None:
-    segment.alive = [beam for beam in kept if not beam.terminal]
-    segment.done.extend(beam for beam in kept if beam.terminal)
+def _pool(segment: _Segment, finished: Sequence[_Beam]) -> None:
+    """Add finished candidates to the segment's final pool, each distinct take once (children of one
+    beam that ended alike are one take to the final scorer)."""
+    seen = {beam.codes.tobytes() for beam in segment.done}
+    for beam in finished:
+        if beam.codes.tobytes() not in seen:
+            seen.add(beam.codes.tobytes())
+            segment.done.append(beam)
 
 
 def _best_of(segments: Sequence[_Segment], generator: CandidateGenerator, state: Any, width: int) -> None:
