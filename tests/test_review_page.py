@@ -246,19 +246,28 @@ def test_review_writes_the_page_and_serve_stops_cleanly_on_ctrl_c(out: Path) -> 
     assert (out / "review.html").is_file()
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
     command = [*CLI, "review", str(out), "--serve", "--no-browser"]
-    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env) as process:
-        assert process.stdout is not None
-        url = ""
-        while not url:
-            line = process.stdout.readline()
-            assert line, process.stderr.read() if process.stderr else ""
-            url = line.removeprefix("review page: ").strip() if line.startswith("review page: ") else ""
-        match = re.fullmatch(r"http://127\.0\.0\.1:(\d+)/([\w-]{40,})/review\.html", url)
-        assert match, url
-        connection = http.client.HTTPConnection(LOOPBACK, int(match[1]), timeout=10)
-        connection.request("GET", f"/{match[2]}/review.html")
-        assert connection.getresponse().status == 200
-        process.send_signal(signal.SIGINT)
-        _, errors = process.communicate(timeout=30)
+    # Started with SIGINT ignored, as a shell's background job or a test runner's worker starts it:
+    # Ctrl-C must stop the server all the same.
+    ignore_ctrl_c = lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)  # noqa: E731
+    with subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, preexec_fn=ignore_ctrl_c
+    ) as process:
+        try:
+            assert process.stdout is not None
+            url = ""
+            while not url:
+                line = process.stdout.readline()
+                assert line, process.stderr.read() if process.stderr else ""
+                url = line.removeprefix("review page: ").strip() if line.startswith("review page: ") else ""
+            match = re.fullmatch(r"http://127\.0\.0\.1:(\d+)/([\w-]{40,})/review\.html", url)
+            assert match, url
+            connection = http.client.HTTPConnection(LOOPBACK, int(match[1]), timeout=10)
+            connection.request("GET", f"/{match[2]}/review.html")
+            assert connection.getresponse().status == 200
+            process.send_signal(signal.SIGINT)
+            _, errors = process.communicate(timeout=30)
+        finally:
+            if process.poll() is None:  # a failed step must fail the test, not hang it
+                process.kill()
     assert process.returncode == 0, errors
     assert "review server stopped" in errors and "Traceback" not in errors

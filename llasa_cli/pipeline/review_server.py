@@ -15,7 +15,8 @@ from __future__ import annotations
 import contextlib
 import json
 import secrets
-from collections.abc import Callable
+import signal
+from collections.abc import Callable, Iterator
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -82,8 +83,25 @@ def serve_review(job: ReviewJob, who: str, announce: Callable[[str], None], open
             import webbrowser
 
             webbrowser.open(server.url)
-        with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how the server is meant to stop
+        with contextlib.suppress(KeyboardInterrupt), _stopped_by_signals():
             server.serve_forever()
+
+
+@contextlib.contextmanager
+def _stopped_by_signals() -> Iterator[None]:
+    """Ctrl-C and SIGTERM stop the server. Handlers are installed on purpose: a process started
+    with SIGINT ignored (a non-interactive shell's `&`, a test runner's worker process) would
+    otherwise never stop on Ctrl-C, since Python then leaves SIGINT ignored."""
+
+    def stop(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = {signum: signal.signal(signum, stop) for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 class ReviewHandler(BaseHTTPRequestHandler):
