@@ -9,7 +9,7 @@ take whose voice drifted over one with a misheard word (ASR weighs 0.5, the spea
 search, pruning drifts mid-sentence, seldom has to (docs/scaling.md).
 
 One study (plain, beam 4, best-of 4 on eight short sentences, about a minute on one core) is shared
-by the tests; docs/scaling.md has the full curve (scripts/scaling_world.py). Seeds 0, 1 and 2 all
+by the tests; docs/scaling.md has the full curve (scripts/scaling_world.py). Seeds 0 to 3 all
 pass; the test uses 0."""
 
 from __future__ import annotations
