@@ -352,6 +352,9 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "docs", help="folder for scaling.md and scaling.png")
     parser.add_argument("--details", type=Path, default=None, help="also write every chosen take and its truth here")
     parser.add_argument("--cache", type=Path, default=None, help="folder to keep espeak-ng renders in")
+    parser.add_argument(
+        "--rates", default="", help="mistake rates other than the defaults, e.g. drift=0.05,stall=0.05,wrong=0"
+    )
     args = parser.parse_args()
     reason = missing_tools()
     if reason:
@@ -362,7 +365,7 @@ def main() -> int:
     from llasa_cli.testing.known_world import FailureRates
 
     begin = time.monotonic()
-    rates = FailureRates()
+    rates = FailureRates(**{k: float(v) for k, v in (part.split("=") for part in args.rates.split(",") if part)})
     built = build(SENTENCES[: args.segments], rates, args.seed, cache_dir=args.cache)
     options = ScalingOptions(sample=args.segments, widths=parse_widths(args.n), mode=args.mode)
 
