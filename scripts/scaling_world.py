@@ -1,6 +1,7 @@
 """Inference-time scaling where the truth is known: --beam N and --best-of N against plain sampling,
 in the known world (llasa_cli/testing/known_world.py), judged by the real verifiers. Writes
-docs/scaling.md (tables) and docs/scaling.png (plot).
+docs/scaling.png (plot) and the measured part of docs/scaling.md, between its markers (the prose
+around them, what the data say, is written by hand and kept); about 10-16 minutes on two cores.
 
 The world's LM speaks each sentence word by word in espeak-ng's en-us voice and errs at set rates
 (wrong, skipped and looped words, stalls, drifts into en+f3, babble after the end). The verifiers
@@ -12,6 +13,7 @@ wrong: the true word errors, drift and stalls, which no part of the search saw.
 
     HF_HUB_OFFLINE=1 python scripts/scaling_world.py                    # 48 segments, N 1,2,4,8
     HF_HUB_OFFLINE=1 python scripts/scaling_world.py --segments 8 --n 1,4 --out /tmp/scaling
+    HF_HUB_OFFLINE=1 python scripts/scaling_world.py --rates drift=0.05,stall=0.05,wrong=0 --out /tmp/mid
 """
 
 from __future__ import annotations
